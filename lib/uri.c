@@ -79,8 +79,9 @@ static int parse_lvm_pair(const char *text, const char *s, struct vstor_uri *u)
 }
 
 /* /dev/mapper/VG-LV: '-' separates, "--" escapes a '-'. */
-static int parse_mapper(const char *text, const char *name, struct vstor_uri *u)
+static int parse_mapper(const char *text, const char *path, struct vstor_uri *u)
 {
+  const char *name = path + 12;  /* after /dev/mapper/ */
   size_t n = strlen(name);
   char *vg = vu_calloc(n + 1, 1), *lv = vu_calloc(n + 1, 1), *o = vg;
   bool split = false;
@@ -98,7 +99,7 @@ static int parse_mapper(const char *text, const char *name, struct vstor_uri *u)
   else {
     u->backend = vu_strdup("lvm");
     u->vg = vg; u->lv = lv; vg = lv = NULL;
-    u->path = vu_strdup(text);
+    u->path = vu_strdup(path);
   }
   free(vg); free(lv);
   return r;
@@ -118,7 +119,7 @@ static int parse_path(const char *text, const char *p, struct vstor_uri *u)
 {
   if (!abs_path_ok(p)) return bad(text, "expected an absolute path without \"..\"");
   if (!strncmp(p, "/dev/mapper/", 12) && p[12])
-    return parse_mapper(text, p, u) < 0 ? -1 : 0;
+    return parse_mapper(text, p, u) < 0 ? -1 : 0; /* sets path from text */
   if (is_loop_dev(p)) {
     u->backend = vu_strdup("file");
     u->spec_type = vu_strdup("loop");

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/sysmacros.h>
@@ -42,7 +43,15 @@ char *vu_mountpoint_of_dev(dev_t dev, bool *ro)
   struct libmnt_fs *fs;
   char *mp = NULL;
   while (mnt_table_next_fs(tb, it, &fs) == 0) {
-    if (mnt_fs_get_devno(fs) != dev) continue;
+    if (mnt_fs_get_devno(fs) != dev) {
+      /* btrfs (and others) report an anonymous device number: match the
+       * block device named as the source instead */
+      const char *src = mnt_fs_get_srcpath(fs);
+      struct stat st;
+      if (!src || strncmp(src, "/dev/", 5) || stat(src, &st) < 0 || !S_ISBLK(st.st_mode) ||
+          st.st_rdev != dev)
+        continue;
+    }
     const char *opts = mnt_fs_get_vfs_options(fs);
     mp = vu_strdup(mnt_fs_get_target(fs));
     if (ro) {
@@ -185,7 +194,7 @@ static void __attribute__((noreturn)) guard_main(int rd, int mnt_fd, uint32_t ti
   if (r > 0 && read(rd, &c, 1) == 1 && c == 'T')
     _exit(0);                  /* the caller thawed */
   /* timeout, or the caller died (EOF): thaw */
-  if (ioctl(mnt_fd, FITHAW, 0) == 0)
+  if (ioctl(mnt_fd, FITHAW, &(int){ 0 }) == 0)
     _exit(r == 0 ? 1 : 2);     /* 1: window ran out, 2: caller died */
   _exit(0);                    /* already thawed */
 }
@@ -198,7 +207,7 @@ int vu_freeze(struct vu_freeze *fz, const char *mnt, uint32_t timeout_ms)
   if (fz->mnt_fd < 0)
     return vstor_err(VSTOR_E_IO, errno, "%s: %s", mnt, strerror(errno));
   int p[2];
-  if (pipe2(p, O_CLOEXEC) < 0) {
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, p) < 0) {
     close(fz->mnt_fd);
     return vstor_err(VSTOR_E_INTERNAL, errno, "pipe: %s", strerror(errno));
   }
@@ -216,9 +225,9 @@ int vu_freeze(struct vu_freeze *fz, const char *mnt, uint32_t timeout_ms)
   fz->pipe_w = p[1];
   fz->guard = pid;
   fz->t_start = vu_now_us();
-  if (ioctl(fz->mnt_fd, FIFREEZE, 0) < 0) {
+  if (ioctl(fz->mnt_fd, FIFREEZE, &(int){ 0 }) < 0) {
     int e = errno;
-    (void)!write(fz->pipe_w, "T", 1);
+    (void)!send(fz->pipe_w, "T", 1, MSG_NOSIGNAL);
     close(fz->pipe_w);
     while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) ;
     close(fz->mnt_fd);
@@ -233,11 +242,11 @@ int vu_freeze(struct vu_freeze *fz, const char *mnt, uint32_t timeout_ms)
 int vu_thaw(struct vu_freeze *fz)
 {
   if (fz->mnt_fd < 0) return 0;
-  int r = ioctl(fz->mnt_fd, FITHAW, 0);
+  int r = ioctl(fz->mnt_fd, FITHAW, &(int){ 0 });
   int e = errno;
   fz->t_end = vu_now_us();
   fz->frozen = false;
-  (void)!write(fz->pipe_w, "T", 1);
+  (void)!send(fz->pipe_w, "T", 1, MSG_NOSIGNAL);
   close(fz->pipe_w);
   int st = 0;
   while (waitpid(fz->guard, &st, 0) < 0 && errno == EINTR) ;
@@ -258,7 +267,7 @@ int vu_thaw_path(const char *mnt)
     if (errno == ENOENT) return 0;
     return vstor_err(VSTOR_E_IO, errno, "%s: %s", mnt, strerror(errno));
   }
-  int r = ioctl(fd, FITHAW, 0);
+  int r = ioctl(fd, FITHAW, &(int){ 0 });
   int e = errno;
   close(fd);
   if (r < 0 && e != EINVAL)
