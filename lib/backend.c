@@ -14,6 +14,12 @@ int vstor__close(vstor_vol *vol);
 static void host_fault(const char *p) { vstor__fault(p); }
 static const char *host_state_dir(vstor_ctx *c) { return c->state_dir; }
 static void host_close_lower(vstor_vol *v) { vstor__close(v); }
+static char *host_error_get(int *code, int *errnum)
+{
+  char *m;
+  vstor__error_get(code, errnum, &m);
+  return m;
+}
 
 const struct vstor_host vstor__host = {
   .abi = VSTOR_BACKEND_ABI,
@@ -30,6 +36,8 @@ const struct vstor_host vstor__host = {
   .job_progress = vstor__job_progress,
   .job_cancelled = vstor__job_cancelled,
   .job_speed = vstor__job_speed,
+  .error_get = host_error_get,
+  .error_set = vstor__error_set_raw,
 };
 
 /* The core's own copy of util_lib reaches the core directly. */

@@ -28,7 +28,7 @@
 #include <pthread.h>
 #include "vstor.h"
 
-#define VSTOR_BACKEND_ABI 1
+#define VSTOR_BACKEND_ABI 2
 
 /* ---- parsed URI (one parser: lib/uri.c) --------------------------- */
 struct vstor_uri {
@@ -96,6 +96,9 @@ struct vstor_vol {
   vstor_vol *lower;      /* stacked volume below, or NULL */
   int njobs;             /* live jobs started on this volume */
   void *priv;            /* backend data */
+  /* Serialises the public calls on one handle (backends run under it,
+   * except job_run, which must not touch layers). */
+  pthread_mutex_t mu;
 };
 
 /* ---- jobs --------------------------------------------------------- */
@@ -179,6 +182,11 @@ struct vstor_host {
   void (*job_progress)(vstor_job *job, uint64_t done, uint64_t total);
   bool (*job_cancelled)(vstor_job *job);
   uint64_t (*job_speed)(vstor_job *job);
+  /* The calling thread's last error: a copy of its message (free it) and
+   * code/errno; and a way to put back one saved earlier, so a helper that
+   * failed inside an operation that then succeeds leaves no trace. */
+  char *(*error_get)(int *code, int *errnum);
+  void (*error_set)(int code, int errnum, const char *msg);
 };
 
 /* Set by the core for built-in backends, by vstor_backend_init() in a

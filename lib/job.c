@@ -207,7 +207,9 @@ static int finish(vstor_job *job, const char *name, int (*fn)(vstor_job *), int 
   if (need_ready(job) < 0) { pthread_mutex_unlock(&job->mu); return -1; }
   pthread_mutex_unlock(&job->mu);
   join(job);  /* job_run returned already: READY is set after it */
+  pthread_mutex_lock(&job->vol->mu);
   int r = fn(job);
+  pthread_mutex_unlock(&job->vol->mu);
   pthread_mutex_lock(&job->mu);
   if (r == 0) set_state(job, to);
   pthread_mutex_unlock(&job->mu);
@@ -245,7 +247,9 @@ VSTOR_API int vstor_job_cancel(vstor_job *job, unsigned flags)
   s = job->state;
   pthread_mutex_unlock(&job->mu);
   if (s == VSTOR_JOB_READY || s == VSTOR_JOB_PENDING) {
+    pthread_mutex_lock(&job->vol->mu);
     int r = job->vol->ops->job_cancel(job);
+    pthread_mutex_unlock(&job->vol->mu);
     pthread_mutex_lock(&job->mu);
     if (r == 0) set_state(job, VSTOR_JOB_CANCELLED);
     pthread_mutex_unlock(&job->mu);

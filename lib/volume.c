@@ -28,7 +28,9 @@ int vstor__open(vstor_ctx *ctx, const char *uri, unsigned flags, vstor_vol **out
   v->uri = u;
   v->uri_text = vu_strdup(uri);
   v->flags = flags;
+  pthread_mutex_init(&v->mu, NULL);
   if (ops->open(v) < 0) {
+    pthread_mutex_destroy(&v->mu);
     vu_layers_clear(v);
     vstor__uri_free(u);
     free(v->uri_text);
@@ -44,6 +46,7 @@ int vstor__open(vstor_ctx *ctx, const char *uri, unsigned flags, vstor_vol **out
     if (ops->close) ops->close(v);
     vu_layers_clear(v);
     vstor__uri_free(u);
+    pthread_mutex_destroy(&v->mu);
     free(v->uri_text); free(v->id); free(v);
     vstor__error_set_raw(c, e, m);
     free(m);
@@ -82,6 +85,7 @@ int vstor__close(vstor_vol *v)
   vstor__uri_free(v->uri);
   free(v->uri_text);
   free(v->id);
+  pthread_mutex_destroy(&v->mu);
   free(v);
   return 0;
 }
@@ -106,13 +110,19 @@ VSTOR_API int vstor_vol_size(vstor_vol *v, uint64_t *size)
 {
   VOL_CHECK(v, "vstor_vol_size");
   if (!size) return vstor__error(VSTOR_E_INVAL, EINVAL, "NULL size");
-  return v->ops->size(v, size);
+  pthread_mutex_lock(&v->mu);
+  int r = v->ops->size(v, size);
+  pthread_mutex_unlock(&v->mu);
+  return r;
 }
 
 VSTOR_API int vstor_vol_refresh(vstor_vol *v)
 {
   VOL_CHECK(v, "vstor_vol_refresh");
-  return v->ops->refresh ? v->ops->refresh(v) : 0;
+  pthread_mutex_lock(&v->mu);
+  int r = v->ops->refresh ? v->ops->refresh(v) : 0;
+  pthread_mutex_unlock(&v->mu);
+  return r;
 }
 
 VSTOR_API size_t vstor_vol_layer_count(vstor_vol *v) { return v ? v->nlayers : 0; }
@@ -135,7 +145,10 @@ VSTOR_API int vstor_vol_can(vstor_vol *v, int op, unsigned flags, char **why)
     if (why) *why = vu_asprintf("backend %s does not report capabilities", v->ops->name);
     return 0;
   }
-  return v->ops->can(v, op, flags, why);
+  pthread_mutex_lock(&v->mu);
+  int r = v->ops->can(v, op, flags, why);
+  pthread_mutex_unlock(&v->mu);
+  return r;
 }
 
 /* Refuse read-only handles; take the volume lock unless the handle holds it. */
@@ -172,7 +185,9 @@ VSTOR_API int vstor_extend(vstor_vol *v, uint64_t size, const vstor_opts *o, uns
   if (begin_op(v, flags, &lk) < 0) return -1;
   struct vstor_opts def = { .freeze_timeout_ms = 10000 };
   vstor_report *rep = vu_report_new();
+  pthread_mutex_lock(&v->mu);
   int r = v->ops->extend(v, size, o ? o : &def, flags, rep);
+  pthread_mutex_unlock(&v->mu);
   vstor__unlock(lk);
   hand_report(rep, report, r);
   return r;
@@ -207,7 +222,9 @@ VSTOR_API int vstor_snapshot(vstor_vol *v, const char *dest, const vstor_opts *o
     return -1;
   struct vstor_opts def = { .freeze_timeout_ms = 10000 };
   vstor_report *rep = vu_report_new();
+  pthread_mutex_lock(&v->mu);
   int r = v->ops->snapshot(v, dest, o ? o : &def, flags, rep);
+  pthread_mutex_unlock(&v->mu);
   vstor__unlock(lk);
   hand_report(rep, report, r);
   return r;
@@ -247,7 +264,9 @@ VSTOR_API int vstor_mirror(vstor_vol *v, const char *dest, const vstor_opts *o, 
   pthread_mutex_lock(&v->ctx->mu);
   v->njobs++;
   pthread_mutex_unlock(&v->ctx->mu);
+  pthread_mutex_lock(&v->mu);
   int r = v->ops->mirror_prepare(v, job, flags, rep);
+  pthread_mutex_unlock(&v->mu);
   if (r == 0 && !(flags & VSTOR_DRY_RUN)) r = vstor__job_start(job);
   if (r < 0 || (flags & VSTOR_DRY_RUN)) {
     int c, e;
