@@ -1,7 +1,8 @@
 /* libvstor - fault injection: stop the process at a named step
  *
  * VSTOR_FAULT=POINT[:MODE]: when the library reaches POINT it stops the
- * process; MODE "kill" (default) raises SIGKILL, "exit" calls _exit(99).
+ * process; MODE "kill" (default) raises SIGKILL, "exit" calls _exit(99),
+ * "sleep=MS" stalls there MS milliseconds and goes on (to test bounds).
  * VSTOR_FAULT_LIST=PATH appends every point reached to PATH, so tests can
  * enumerate the points of an operation and then kill at each in turn.
  * SPDX-License-Identifier: LGPL-2.1-or-later */
@@ -10,6 +11,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include "internal.h"
 
@@ -29,5 +31,11 @@ void vstor__fault(const char *point)
   size_t n = strlen(point);
   if (strncmp(f, point, n) || (f[n] && f[n] != ':')) return;
   if (f[n] == ':' && !strcmp(f + n + 1, "exit")) _exit(99);
+  if (f[n] == ':' && !strncmp(f + n + 1, "sleep=", 6)) {
+    long ms = strtol(f + n + 7, NULL, 10);
+    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+    nanosleep(&ts, NULL);
+    return;
+  }
   raise(SIGKILL);
 }

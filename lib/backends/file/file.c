@@ -137,10 +137,11 @@ static int file_open(vstor_vol *v)
   if (fd < 0) {
     int e = errno;
     int code = e == ENOENT ? VSTOR_E_NOENT : e == EACCES || e == EPERM || e == EROFS ? VSTOR_E_PERM
-             : e == ELOOP ? VSTOR_E_INVAL : VSTOR_E_IO;
+             : e == ELOOP || e == EISDIR ? VSTOR_E_INVAL : VSTOR_E_IO;
     vstor_err(code, e, "%s: %s", path,
               e == ELOOP ? "is a symbolic link: give the real path (symlinks are refused so that "
-                           "a swapped link cannot redirect the operation)" : strerror(e));
+                           "a swapped link cannot redirect the operation)"
+              : e == EISDIR ? "a directory, not an image file" : strerror(e));
     free(path);
     return -1;
   }
@@ -420,11 +421,13 @@ int file_dest_refuse_frozen(vstor_vol *v, const char *dpath)
   if (stat(d, &st) < 0)
     r = vstor_err(errno == ENOENT ? VSTOR_E_NOENT : VSTOR_E_IO, errno, "destination directory %s: %s",
                   d, strerror(errno));
-  for (size_t i = 0; !r && i < p->nloops; i++)
-    if (p->loops[i].mnt && st.st_dev == p->loops[i].rdev)
+  for (size_t i = 0; !r && i < p->nloops; i++) {
+    struct stat ms;
+    if (!p->loops[i].mnt || stat(p->loops[i].mnt, &ms) < 0 || st.st_dev != ms.st_dev) continue;
       r = vstor_err(VSTOR_E_INVAL, EINVAL, "destination %s is inside the filesystem on %s (mounted "
                     "at %s), which this operation freezes or copies; choose a place outside it",
                     dpath, p->loops[i].dev, p->loops[i].mnt);
+  }
   free(dir);
   return r;
 }
@@ -501,6 +504,11 @@ static int file_snapshot(vstor_vol *v, const char *dest, const struct vstor_opts
   memset(&fz, 0, sizeof fz);
   fz.mnt_fd = -1;
   if (mnt) {
+    /* Flush before freezing so the freeze and the clone find little left
+     * to write: the frozen window then holds only what arrived since. */
+    int mfd = open(mnt, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (mfd >= 0) { syncfs(mfd); close(mfd); }
+    fdatasync(p->fd);
     vstor_host->jrec_set(jr, "frozen", mnt);
     if (vu_freeze(&fz, mnt, o->freeze_timeout_ms) < 0) {
       if (!crash_ok) {

@@ -48,7 +48,7 @@ int floop_scan(dev_t dev, ino_t ino, struct floop **out, size_t *n)
     if (strncmp(e->d_name, "loop", 4)) continue;
     char *node = vu_asprintf("/dev/%s", e->d_name);
     int fd = open(node, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-    struct loop_info64 li;
+    struct loop_info64 li = { 0 };
     struct stat st;
     if (fd < 0 || ioctl(fd, LOOP_GET_STATUS64, &li) < 0 || fstat(fd, &st) < 0 ||
         li.lo_device != (uint64_t)dev || li.lo_inode != (uint64_t)ino) {
@@ -114,7 +114,7 @@ int floop_rebind(const char *dev, const char *newpath)
   if (fd < 0)
     return vstor_err(errno == EBUSY ? VSTOR_E_BUSY : VSTOR_E_IO, errno,
                      "%s: cannot hold it exclusively: %s", dev, strerror(errno));
-  struct loop_info64 li;
+  struct loop_info64 li = { 0 };
   if (ioctl(fd, LOOP_GET_STATUS64, &li) < 0) {
     int e = errno;
     close(fd);
@@ -174,7 +174,7 @@ int floop_status(const char *dev, uint64_t *fdev, uint64_t *fino)
 {
   int fd = open(dev, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) return vstor_err(VSTOR_E_IO, errno, "%s: %s", dev, strerror(errno));
-  struct loop_info64 li;
+  struct loop_info64 li = { 0 };
   int r = ioctl(fd, LOOP_GET_STATUS64, &li), e = errno;
   close(fd);
   if (r < 0) return e == ENXIO ? 0 : vstor_err(VSTOR_E_IO, e, "%s: %s", dev, strerror(e));
@@ -202,11 +202,15 @@ int floop_pivot_check(const struct floop *l, char **why)
   if (l->holders)
     w = buf = vu_asprintf("%s has a device stacked on it (see /sys/block/%s/holders)", l->dev,
                           l->dev + 5);
-  else if (!l->ro && l->mnt)
-    w = buf = vu_asprintf("%s is mounted read-write at %s: the kernel re-points only read-only "
-                          "loop devices (LOOP_CHANGE_FD) or idle ones; unmount it first, or put the "
-                          "disk behind a layer that intercepts writes (libvirt/QEMU, device-mapper)",
-                          l->dev, l->mnt);
+  else if (l->mnt)
+    /* LOOP_CHANGE_FD needs a read-only device, and since Linux 6.x it also
+     * signals a media change: a filesystem mounted on it shuts down. */
+    w = buf = vu_asprintf("%s is mounted %s at %s: the kernel cannot re-point a loop device under a "
+                          "mounted filesystem (it re-points only idle devices, or read-only ones "
+                          "with LOOP_CHANGE_FD, which a mounted filesystem sees as a media change); "
+                          "unmount it first, or put the disk behind a layer that intercepts writes "
+                          "(libvirt/QEMU, device-mapper)", l->dev, l->mnt_ro ? "read-only" : "read-write",
+                          l->mnt);
   else if (l->offset || l->sizelimit)
     w = buf = vu_asprintf("%s maps part of the image (offset/sizelimit)", l->dev);
   if (w && why) *why = buf; else free(buf);
