@@ -136,7 +136,12 @@ func (j *Job) Wait(ctx context.Context) (JobState, error) {
 	return s, err
 }
 
+// simple runs a state-changing call.  Pivot, complete and cancel change
+// the volume too, so the volume's lock is held as well (always taken
+// before the job's, as Volume.Close does).
 func (j *Job) simple(op string, f func(r capi.Vsb_res, h capi.Struct_SS_vstor_job) int) error {
+	j.vol.mu.Lock()
+	defer j.vol.mu.Unlock()
 	return j.use(op, func(h capi.Struct_SS_vstor_job) error {
 		r, _, err := call(func(r capi.Vsb_res) int { return f(r, h) })
 		r.free()
@@ -176,6 +181,13 @@ func (j *Job) Cancel() error {
 // Close frees the job, cancelling it if it has not ended.  Closing twice
 // is harmless.
 func (j *Job) Close() error {
+	j.vol.mu.Lock()
+	defer j.vol.mu.Unlock()
+	return j.closeLocked()
+}
+
+// closeLocked frees the job; the caller holds j.vol.mu.
+func (j *Job) closeLocked() error {
 	j.mu.Lock()
 	h := j.h
 	j.h = nil

@@ -25,6 +25,7 @@ const imageSize = 512 << 20 // XFS needs >= 300 MiB
 
 type volEnv struct {
 	Dir, Image, Loop, Mnt, StateDir string
+	Digest                          string // sha256 of the seed data.bin
 }
 
 func (e *volEnv) path(name string) string { return filepath.Join(e.Dir, name) }
@@ -77,7 +78,14 @@ func blockdevSize(t testing.TB, dev string) uint64 {
 	return n
 }
 
-func newVolEnv(t testing.TB) *volEnv {
+// newVolEnv: a read-write loop device, mounted read-write.
+func newVolEnv(t testing.TB) *volEnv { return newEnv(t, 0, true) }
+
+// newIdleEnv: seedMB MiB of random data in data.bin (Digest), then the
+// loop device left attached but not mounted, so that pivot can rebind it.
+func newIdleEnv(t testing.TB, seedMB int64) *volEnv { return newEnv(t, seedMB, false) }
+
+func newEnv(t testing.TB, seedMB int64, mounted bool) *volEnv {
 	t.Helper()
 	labOK(t)
 	d, err := os.MkdirTemp("/var/tmp", "vstor-gotest-")
@@ -94,6 +102,12 @@ func newVolEnv(t testing.TB) *volEnv {
 	run(t, "mkfs.xfs", "-q", e.Image)
 	e.Loop = run(t, "losetup", "-f", "--show", e.Image)
 	run(t, "mount", "-t", "xfs", e.Loop, e.Mnt)
+	if seedMB > 0 {
+		e.Digest = e.writeData(t, "data.bin", seedMB<<20)
+	}
+	if !mounted {
+		run(t, "umount", e.Mnt)
+	}
 	return e
 }
 

@@ -14,15 +14,19 @@ import (
 type Volume struct {
 	URI  string // as given to Open
 	ctx  *Context
-	mu   sync.RWMutex // RLock: a call is using h; Lock: closing
+	// mu serializes the calls on one handle: the C volume is not meant to
+	// run two operations at once (layers are replaced by an operation).
+	// Several Volumes on one volume run concurrently; the library's
+	// volume lock arbitrates changes between them.
+	mu   sync.Mutex
 	h    capi.Struct_SS_vstor_vol
 	kids sync.Mutex
 	jobs map[*Job]struct{}
 }
 
 func (v *Volume) use(op string, f func(h capi.Struct_SS_vstor_vol) error) error {
-	v.mu.RLock()
-	defer v.mu.RUnlock()
+	v.mu.Lock()
+	defer v.mu.Unlock()
 	if v.h == nil {
 		return closedError(op, "volume "+v.URI)
 	}
@@ -280,7 +284,7 @@ func (v *Volume) Close() error {
 	}
 	v.kids.Unlock()
 	for _, j := range jobs {
-		j.Close()
+		j.closeLocked()
 	}
 	h := v.h
 	r, _, err := call(func(r capi.Vsb_res) int { return capi.Vsb_close(r, h) })

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -17,9 +18,8 @@ import (
 const speed = 64 << 20 // bytes/s: slow enough to watch progress
 
 func Test400MirrorPivotProgress(t *testing.T) {
-	e := newVolEnv(t)
+	e := newIdleEnv(t, 64)
 	v := openVol(t, newCtx(t, e), e.Image)
-	digest := e.writeData(t, "data.bin", 64<<20)
 	dest := e.path("copy.img")
 	var mu sync.Mutex
 	var seen [][2]uint64
@@ -63,8 +63,39 @@ func Test400MirrorPivotProgress(t *testing.T) {
 	if real1 != real2 {
 		t.Fatalf("loop backs %s, want %s", real1, real2)
 	}
-	if sha256File(t, filepath.Join(e.Mnt, "data.bin")) != digest {
+	if err := v.Refresh(); err != nil {
+		t.Fatal(err)
+	}
+	if ls, _ := v.Layers(); len(ls) == 0 || ls[0].Path != dest {
+		t.Fatalf("layers after pivot %+v", ls)
+	}
+	run(t, "mount", "-t", "xfs", e.Loop, e.Mnt)
+	if sha256File(t, filepath.Join(e.Mnt, "data.bin")) != e.Digest {
 		t.Fatal("data differs after pivot")
+	}
+}
+
+func Test400PivotRefusedOnRWMount(t *testing.T) {
+	e := newVolEnv(t)
+	v := openVol(t, newCtx(t, e), e.Image)
+	job, _, err := v.Mirror(e.path("copy.img"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer job.Close()
+	if st, err := job.Wait(context.Background()); st != JobReady || err != nil {
+		t.Fatalf("wait %s %v", st, err)
+	}
+	err = job.Pivot()
+	x := wantErr(t, err, CodeNotSup, "vstor_job_pivot")
+	if !strings.Contains(x.Msg, e.Loop) {
+		t.Fatalf("message does not name %s: %s", e.Loop, x.Msg)
+	}
+	if st, _ := job.State(); st != JobReady {
+		t.Fatalf("state after refused pivot %s", st)
+	}
+	if err := job.Complete(); err != nil {
+		t.Fatal(err)
 	}
 }
 

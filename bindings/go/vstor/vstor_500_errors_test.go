@@ -145,10 +145,22 @@ func Test500Perm(t *testing.T) {
 	st := e.path("nobody-state")
 	os.Mkdir(st, 0700)
 	os.Chown(st, 65534, 65534)
-	cmd := exec.Command(os.Args[0], "-test.run", "^TestHelperPerm$")
+	// The test binary sits in a root-only temp dir: run a copy nobody can reach.
+	self, err := os.ReadFile(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := e.path("vstor.test")
+	if err := os.WriteFile(bin, self, 0755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "-test.run", "^TestHelperPerm$")
 	cmd.Env = append(os.Environ(), "VSTOR_PERM="+img, "VSTOR_PERM_STATE="+st)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
-	out, _ := cmd.Output()
+	out, err := cmd.Output()
+	if err != nil {
+		t.Logf("child: %v", err)
+	}
 	want := "ERR PERM vstor_open " + syscall.EACCES.Error()
 	if !strings.Contains(string(out), want) {
 		t.Fatalf("child said %q, want %q", out, want)

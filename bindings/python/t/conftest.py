@@ -77,6 +77,7 @@ class VolEnv:
     loop: str
     mnt: str
     state_dir: str
+    digest: str = ""
 
     @property
     def uri(self) -> str:
@@ -115,21 +116,47 @@ def _teardown(d: str, mnt: str) -> None:
         raise RuntimeError(f"could not detach {errors}")
 
 
-@pytest.fixture
-def vol_env(lab_ok):
+def _make_env(seed_mb: int, ro_loop: bool, mounted: bool):
+    """An image with XFS, attached to a loop device (read-only if ro_loop),
+    mounted if asked; seed_mb MiB of random data in data.bin."""
     d = tempfile.mkdtemp(prefix="vstor-pytest-", dir="/var/tmp")
     mnt = os.path.join(d, "mnt")
     img = os.path.join(d, "disk.img")
-    state = os.path.join(d, "state")
     os.mkdir(mnt)
     try:
         run("truncate", "-s", str(IMAGE_SIZE), img)
         run("mkfs.xfs", "-q", img)
-        loop = run("losetup", "-f", "--show", img)
-        run("mount", "-t", "xfs", loop, mnt)
-        yield VolEnv(d, img, loop, mnt, state)
+        env = VolEnv(d, img, "", mnt, os.path.join(d, "state"))
+        if seed_mb:
+            loop = run("losetup", "-f", "--show", img)
+            run("mount", "-t", "xfs", loop, mnt)
+            env.digest = env.write_data("data.bin", seed_mb << 20)
+            run("umount", mnt)
+            run("losetup", "-d", loop)
+        env.loop = run("losetup", "-f", "--show", *(["-r"] if ro_loop else []), img)
+        if mounted:
+            run("mount", "-t", "xfs", *(["-o", "ro"] if ro_loop else []), env.loop, mnt)
+        yield env
     finally:
         _teardown(d, mnt)
+
+
+@pytest.fixture
+def vol_env(lab_ok):
+    """Read-write loop device, mounted read-write."""
+    yield from _make_env(0, ro_loop=False, mounted=True)
+
+
+@pytest.fixture
+def idle_env(lab_ok):
+    """Loop device attached but not mounted (pivot rebinds it), 64 MiB of data."""
+    yield from _make_env(64, ro_loop=False, mounted=False)
+
+
+@pytest.fixture
+def ro_env(lab_ok):
+    """Read-only loop device mounted read-only (pivot uses LOOP_CHANGE_FD)."""
+    yield from _make_env(32, ro_loop=True, mounted=True)
 
 
 @pytest.fixture

@@ -28,7 +28,10 @@ Objects and threads: a :class:`Volume` keeps its :class:`Context` alive and
 a :class:`Job` keeps its Volume alive; closing a parent closes its children
 first (closing a volume cancels its unfinished jobs).  ``close()`` may be
 called any number of times.  Every object has a lock, so one object may be
-shared between threads; calls on one volume run one at a time.
+shared between threads; calls on one volume (and its jobs' pivot, complete,
+cancel) run one at a time, since a libvstor volume handle runs one
+operation at a time.  Open the volume twice to work on it from two threads
+at once; the library's volume lock then arbitrates.
 
 Progress: the progress callback of :meth:`Volume.mirror` is called from the
 thread that calls :meth:`Job.wait` or :meth:`Job.poll`, never from the
@@ -767,24 +770,26 @@ class Job:
 
     def pivot(self) -> None:
         """Switch the volume onto the copy (only when READY, else StateError)."""
-        with self._lock:
+        with self._vol._lock, self._lock:
             _call(_c.vsb_job_pivot, self._handle("vstor_job_pivot"), 0)
         self.poll()
 
     def complete(self) -> None:
         """End keeping a point-in-time copy; the volume stays on its source."""
-        with self._lock:
+        with self._vol._lock, self._lock:
             _call(_c.vsb_job_complete, self._handle("vstor_job_complete"), 0)
         self.poll()
 
     def cancel(self) -> None:
         """Stop and remove the partial copy; the source is untouched."""
-        with self._lock:
+        with self._vol._lock, self._lock:
             _call(_c.vsb_job_cancel, self._handle("vstor_job_cancel"), 0)
 
     def close(self) -> None:
         """Free the job (cancelling it if it has not ended).  Idempotent."""
-        with self._lock:
+        # Freeing may cancel, which changes the volume: hold its lock first
+        # (the order Volume.close uses).
+        with self._vol._lock, self._lock:
             if self._h is None:
                 return
             h, self._h = self._h, None
