@@ -9,9 +9,9 @@ package vstor
 
 import (
 	"crypto/rand"
-	"errors"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"io"
 	"os"
 	"os/exec"
@@ -199,4 +199,3 @@ func wantErr(t testing.TB, err error, code Code, op string) *Error {
 	}
 	return e
 }
-

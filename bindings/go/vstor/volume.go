@@ -12,8 +12,8 @@ import (
 
 // Volume is an open volume; obtain one with Context.Open.
 type Volume struct {
-	URI  string // as given to Open
-	ctx  *Context
+	URI string // as given to Open
+	ctx *Context
 	// mu serializes the calls on one handle: the C volume is not meant to
 	// run two operations at once (layers are replaced by an operation).
 	// Several Volumes on one volume run concurrently; the library's
