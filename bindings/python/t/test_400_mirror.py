@@ -75,7 +75,7 @@ def test_400_pivot_refused_on_rw_mount(vol, vol_env):
 
 def test_400_select_on_job_fd(vol, vol_env):
     vol_env.write_data("data.bin", 16 << 20)
-    with vol.mirror(vol_env.path("copy.img"), speed=SPEED) as job:
+    with vol.mirror(vol_env.path("copy.img"), speed=SPEED, verify=True) as job:
         deadline = time.monotonic() + 120
         events = 0
         while time.monotonic() < deadline:
@@ -89,6 +89,7 @@ def test_400_select_on_job_fd(vol, vol_env):
         job.complete()
         assert job.state == vstor.JobState.COMPLETED
     assert loop_backing(vol_env.loop) == vol_env.image     # stayed on source
+    assert os.path.getsize(vol_env.path("copy.img")) == os.path.getsize(vol_env.image)
 
 
 def test_400_cancel_removes_copy(vol, vol_env):
