@@ -112,17 +112,39 @@ func newEnv(t testing.TB, seedMB int64, mounted bool) *volEnv {
 }
 
 func teardown(t testing.TB, e *volEnv) {
-	if err := exec.Command("umount", e.Mnt).Run(); err != nil {
-		exec.Command("umount", "-l", e.Mnt).Run()
+	// /proc/mounts, not a stat of the mount point: a filesystem that shut
+	// down (EIO) must be unmounted too.
+	b, _ := os.ReadFile("/proc/mounts")
+	lines := strings.Split(string(b), "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		f := strings.Fields(lines[i])
+		if len(f) > 1 && (f[1] == e.Dir || strings.HasPrefix(f[1], e.Dir+"/")) {
+			if err := exec.Command("umount", f[1]).Run(); err != nil {
+				exec.Command("umount", "-l", f[1]).Run()
+			}
+		}
+	}
+	devs := map[string]bool{}
+	if e.Loop != "" {
+		devs[e.Loop] = true // even if its file was replaced or deleted
 	}
 	ents, _ := os.ReadDir(e.Dir)
 	for _, ent := range ents {
 		if ent.Type().IsRegular() {
 			for _, dev := range loopsOf(filepath.Join(e.Dir, ent.Name())) {
-				if err := exec.Command("losetup", "-d", dev).Run(); err != nil {
-					t.Errorf("could not detach %s", dev)
-				}
+				devs[dev] = true
 			}
+		}
+	}
+	for dev := range devs {
+		// Only a device still backed by a file of ours (perhaps deleted):
+		// a freed loop device may already serve someone else.
+		b, err := os.ReadFile("/sys/block/" + filepath.Base(dev) + "/loop/backing_file")
+		if err != nil || !strings.HasPrefix(string(b), e.Dir+"/") {
+			continue
+		}
+		if err := exec.Command("losetup", "-d", dev).Run(); err != nil {
+			t.Errorf("could not detach %s", dev)
 		}
 	}
 	os.RemoveAll(e.Dir)

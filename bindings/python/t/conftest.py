@@ -100,17 +100,34 @@ class VolEnv:
         return sha256(p)
 
 
-def _teardown(d: str, mnt: str) -> None:
+def _mounts_under(d: str) -> List[str]:
+    # /proc/mounts, not os.path.ismount(): a filesystem that shut down
+    # (EIO) fails the stat ismount relies on, and would be left mounted.
+    with open("/proc/mounts") as f:
+        points = [line.split()[1] for line in f]
+    return sorted((p for p in points if p == d or p.startswith(d + "/")), reverse=True)
+
+
+def _teardown(d: str, loops: List[str]) -> None:
     errors = []
-    if os.path.ismount(mnt):
-        if subprocess.run(["umount", mnt]).returncode != 0:
-            subprocess.run(["umount", "-l", mnt])
+    for m in _mounts_under(d):
+        if subprocess.run(["umount", m]).returncode != 0:
+            subprocess.run(["umount", "-l", m])
+    devs = set(loops)
     for name in os.listdir(d):
         p = os.path.join(d, name)
         if os.path.isfile(p):
-            for dev in loops_of(p):
-                if subprocess.run(["losetup", "-d", dev]).returncode != 0:
-                    errors.append(dev)
+            devs.update(loops_of(p))
+    for dev in sorted(devs):
+        # Only a device still backed by a file of ours (perhaps deleted):
+        # a freed loop device may already serve someone else.
+        try:
+            back = loop_backing(dev)
+        except OSError:
+            continue
+        if back.startswith(d + "/"):
+            if subprocess.run(["losetup", "-d", dev]).returncode != 0:
+                errors.append(dev)
     shutil.rmtree(d, ignore_errors=True)
     if errors:
         raise RuntimeError(f"could not detach {errors}")
@@ -123,6 +140,7 @@ def _make_env(seed_mb: int, ro_loop: bool, mounted: bool):
     mnt = os.path.join(d, "mnt")
     img = os.path.join(d, "disk.img")
     os.mkdir(mnt)
+    env = None
     try:
         run("truncate", "-s", str(IMAGE_SIZE), img)
         run("mkfs.xfs", "-q", img)
@@ -138,7 +156,7 @@ def _make_env(seed_mb: int, ro_loop: bool, mounted: bool):
             run("mount", "-t", "xfs", *(["-o", "ro"] if ro_loop else []), env.loop, mnt)
         yield env
     finally:
-        _teardown(d, mnt)
+        _teardown(d, [env.loop] if env else [])
 
 
 @pytest.fixture
