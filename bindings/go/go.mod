@@ -1,0 +1,3 @@
+module libvstor/bindings/go
+
+go 1.19

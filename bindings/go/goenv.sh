@@ -1,0 +1,14 @@
+# Sourced by gobuild.sh and gotest.sh: environment of an offline Go build
+# against the libvstor of this build tree.  Needs INC, LIB, OUT set.
+GOPATH=${OUT%/*}/gopath
+GOCACHE=${OUT%/*}/gocache
+GOFLAGS=-mod=mod
+GOPROXY=off
+GOSUMDB=off
+GO111MODULE=on
+GOTOOLCHAIN=local
+CGO_ENABLED=1
+CGO_CFLAGS="-I$INC ${CGO_CFLAGS:-}"
+CGO_LDFLAGS="-L$LIB ${CGO_LDFLAGS:-}"
+LD_LIBRARY_PATH="$LIB${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+export LD_LIBRARY_PATH GOPATH GOCACHE GOFLAGS GOPROXY GOSUMDB GO111MODULE GOTOOLCHAIN CGO_ENABLED CGO_CFLAGS CGO_LDFLAGS
