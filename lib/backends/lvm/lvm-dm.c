@@ -132,8 +132,9 @@ static char *table_common(const char *name, unsigned maj, unsigned min, bool sta
       char *type = NULL, *params = NULL;
       next = dm_get_next_target(t, next, &start, &len, &type, &params);
       if (!type) break;
-      char *line = vu_asprintf("%s%llu %llu %s %s", n ? "\n" : "", (unsigned long long)start,
-                               (unsigned long long)len, type, params ? params : "");
+      char *line = vu_asprintf("%s%llu %llu %s%s%s", n ? "\n" : "", (unsigned long long)start,
+                               (unsigned long long)len, type, params && *params ? " " : "",
+                               params ? params : "");
       size_t l = strlen(line);
       if (n + l + 1 > cap) {
         cap = (n + l + 1) * 2;

@@ -115,7 +115,9 @@ char *lvm_clean_stderr(const char *err)
     const char *t = p;
     while (t < p + len && isspace((unsigned char)*t)) t++;
     size_t tl = len - (size_t)(t - p);
-    if (tl && strncmp(t, "WARNING:", 8)) {
+    /* LVM's warnings and its complaint about inherited descriptors are
+     * noise in an error message. */
+    if (tl && strncmp(t, "WARNING:", 8) && strncmp(t, "File descriptor", 15)) {
       if (n) o[n++] = ' ';
       memcpy(o + n, t, tl);
       n += tl;
@@ -154,7 +156,7 @@ static char *argv_text(const char *const argv[])
   return s;
 }
 
-static __thread char *tool_msg;
+static __thread char *tool_msg, *tool_stderr;
 static __thread int tool_code;
 
 int lvm_tool_error(char **msg)
@@ -172,6 +174,8 @@ static int tool_fail(const char *const argv[], int st, const char *err, const ch
   tool_msg = vu_asprintf("%s: `%s` exited with status %d: %s", what, cmd, st,
                          *clean ? clean : "(no message)");
   tool_code = code;
+  free(tool_stderr);
+  tool_stderr = vu_strdup(clean);
   vstor_err(code, 0, "%s", tool_msg);
   free(cmd);
   free(clean);
@@ -244,7 +248,15 @@ int lvm_lv_get(const char *vg, const char *lv, struct lvm_lv *out)
   const char *argv[] = { "lvm", "lvs", "-o", LV_FIELDS, name, NULL };
   struct lvm_report rep;
   int r = lvm_report_run(argv, &rep);
-  if (r < 0) { free(name); return -1; }
+  if (r < 0) {
+    char *m;
+    if (lvm_tool_error(&m) == VSTOR_E_NOENT)  /* say it plainly, without the command */
+      vstor_err(VSTOR_E_NOENT, ENOENT, "%s: no such logical volume (LVM: %s)", name,
+                tool_stderr ? tool_stderr : "not found");
+    free(m);
+    free(name);
+    return -1;
+  }
   if (rep.n == 0) {
     lvm_report_free(&rep);
     vstor_err(VSTOR_E_NOENT, ENOENT, "%s: no such logical volume", name);
