@@ -38,7 +38,7 @@ EOT
   local t0=$SECONDS
   EXTRA_FILES="$LVMLAB $MODULE $HERE/guest.sh" TMO=${LVM_LAB_TIMEOUT:-420} \
     timeout $(( ${LVM_LAB_TIMEOUT:-420} + 30 )) bash "$HERE/../lab/run-qemu.sh" "$RES/test.sh" \
-    1536M 1536M 640M 640M 64M 64M 2>&1 | tr -d '\r' > "$RES/serial.log"
+    1536M 1536M 640M 640M 64M 64M 640M 640M 2>&1 | tr -d '\r' > "$RES/serial.log"
   echo "run-lab: VM ran $((SECONDS - t0)) s" >> "$RES/serial.log"
   grep -a '^LVMTEST' "$RES/serial.log" > "$RES/results"
 }
