@@ -192,6 +192,16 @@ int lvm_dm_resume(unsigned maj, unsigned min)
   return r;
 }
 
+int lvm_dm_resume_name(const char *name)
+{
+  dm_lock();
+  struct dm_task *t = task_new(DM_DEVICE_RESUME, name, 0, 0);
+  int r = t ? task_run(t, name, 0, 0) : -1;
+  if (t) dm_task_destroy(t);
+  dm_unlock();
+  return r;
+}
+
 /* Status of a dm-mirror target: "N dev... SYNCED/REGIONS ...". */
 static bool mirror_sync(const char *params, uint64_t *in_sync, uint64_t *regions)
 {

@@ -334,17 +334,6 @@ static void stop_child(struct lvm_job *lj)
   drain(lj);
 }
 
-/* "vg-name" with '-' doubled, as device-mapper names LVs. */
-static char *dm_name_of(const char *vg, const char *lv)
-{
-  size_t n = 0;
-  char *s = vu_calloc(2 * (strlen(vg) + strlen(lv)) + 2, 1);
-  for (const char *c = vg; *c; c++) { if (*c == '-') s[n++] = '-'; s[n++] = *c; }
-  s[n++] = '-';
-  for (const char *c = lv; *c; c++) { if (*c == '-') s[n++] = '-'; s[n++] = *c; }
-  return s;
-}
-
 /* Name of the pvmove LV under VG/LV ("pvmove0"), NULL if none. */
 static char *pvmove_of(const char *vg, const char *lv)
 {
@@ -378,9 +367,18 @@ static int jset(struct lvm_job *lj, const char *k, const char *v)
   return lj->jr ? vstor_host->jrec_set(lj->jr, k, v) : 0;
 }
 
+static int run_move(vstor_job *job, struct lvm_job *lj);
+
 int lvm_job_run(vstor_job *job)
 {
   struct lvm_job *lj = job->priv;
+  int r = run_move(job, lj);
+  if (r < 0) stop_child(lj);  /* the error stays: stop_child sets none */
+  return r;
+}
+
+static int run_move(vstor_job *job, struct lvm_job *lj)
+{
   lj->jr = vstor_host->jrec_begin(job->vol, "mirror");
   if (!lj->jr) return -1;
   if (jset(lj, "lvm_vg", lj->vg) < 0 || jset(lj, "lvm_lv", lj->lv) < 0 ||
@@ -397,7 +395,6 @@ int lvm_job_run(vstor_job *job)
   for (;;) {
     drain(lj);
     if (vstor_host->job_cancelled(job)) {
-      stop_child(lj);
       return vstor_err(VSTOR_E_CANCELLED, ECANCELED, "%s/%s: move cancelled", lj->vg, lj->lv);
     }
     int status = 0;
@@ -409,7 +406,7 @@ int lvm_job_run(vstor_job *job)
     if (!lj->dm_name) {
       char *pm = pvmove_of(lj->vg, lj->lv);
       if (pm) {
-        lj->dm_name = dm_name_of(lj->vg, pm);
+        lj->dm_name = lvm_dm_name(lj->vg, pm);
         jset(lj, "lvm_pvmove", pm);
         free(pm);
       }

@@ -68,6 +68,8 @@ int lvm_pool_get(const char *vg, const char *pool, struct lvm_pool *out);
 /* Names of classic snapshots of VG/LV, comma separated (malloc'd, "" if none). */
 char *lvm_snapshots_of(const char *vg, const char *lv);
 
+/* Device-mapper name of VG/LV ("-" doubled inside each part), malloc'd. */
+char *lvm_dm_name(const char *vg, const char *lv);
 /* Is `name` acceptable as an LVM object name? */
 bool lvm_name_ok(const char *name);
 /* Parse a snapshot destination: "lvm:VG/LV", "/dev/VG/LV",
@@ -91,6 +93,7 @@ char *lvm_dm_deps(unsigned maj, unsigned min);
 int lvm_dm_mirror_sync(const char *name, uint64_t *done, uint64_t *total);
 /* Resume a suspended device (used by recover / failure paths). */
 int lvm_dm_resume(unsigned maj, unsigned min);
+int lvm_dm_resume_name(const char *name);
 /* Kernel has device-mapper (and target `target` when not NULL)? */
 bool lvm_dm_available(const char *target, char **why);
 /* Holders of a block device from sysfs ("vg-snap dm-3"), malloc'd. */

@@ -405,3 +405,13 @@ bad:
   return vstor_err(VSTOR_E_INVAL, EINVAL, "%s: not an LVM volume name (expected lvm:VG/LV, "
                    "/dev/VG/LV, /dev/mapper/VG-LV or a new LV name in the same VG)", dest);
 }
+
+char *lvm_dm_name(const char *vg, const char *lv)
+{
+  size_t n = 0;
+  char *s = vu_calloc(2 * (strlen(vg) + strlen(lv)) + 2, 1);
+  for (const char *c = vg; *c; c++) { if (*c == '-') s[n++] = '-'; s[n++] = *c; }
+  s[n++] = '-';
+  for (const char *c = lv; *c; c++) { if (*c == '-') s[n++] = '-'; s[n++] = *c; }
+  return s;
+}

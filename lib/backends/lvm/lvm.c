@@ -427,7 +427,7 @@ out:
  * in which it was seen suspended is the frozen window. */
 struct watch {
   unsigned maj, min;
-  volatile bool stop;
+  bool stop;             /* __atomic */
   uint64_t first, last;
   pthread_t th;
 };
@@ -436,7 +436,7 @@ static void *watch_thread(void *arg)
 {
   struct watch *w = arg;
   struct timespec ts = { 0, 200 * 1000 };
-  while (!w->stop) {
+  while (!__atomic_load_n(&w->stop, __ATOMIC_ACQUIRE)) {
     struct lvm_dminfo di;
     uint64_t before = vu_now_us();
     if (lvm_dm_info(w->maj, w->min, &di) == 0 && di.suspended) {
@@ -538,11 +538,8 @@ static int lvm_snapshot(vstor_vol *vol, const char *dest, const struct vstor_opt
 
   struct vstor_jrec *jr = vstor_host->jrec_begin(vol, "snapshot");
   if (!jr) { free(mnt); goto out; }
-  char majmin[32];
-  snprintf(majmin, sizeof majmin, "%d:%d", lv->kmaj, lv->kmin);
   if (vstor_host->jrec_set(jr, "lvm_vg", p->vg) < 0 ||
       vstor_host->jrec_set(jr, "lvm_origin", p->lv) < 0 ||
-      vstor_host->jrec_set(jr, "lvm_origin_dev", majmin) < 0 ||
       vstor_host->jrec_set(jr, "lvm_snap", slv) < 0) {
     vstor_host->jrec_end(jr);
     free(mnt);
@@ -560,7 +557,7 @@ static int lvm_snapshot(vstor_vol *vol, const char *dest, const struct vstor_opt
   int cr = lvm_cmd(thin ? argv_thin : argv_cow, sname);
   uint64_t t1 = vu_now_us();
   if (watching) {
-    w.stop = true;
+    __atomic_store_n(&w.stop, true, __ATOMIC_RELEASE);
     pthread_join(w.th, NULL);
   }
   uint64_t window = w.first ? w.last - w.first : 0;
@@ -618,7 +615,7 @@ static int recover_snapshot(vstor_ctx *ctx, const struct vstor_jrec *rec, vstor_
   (void)ctx;
   const char *vg = vstor_host->jrec_get(rec, "lvm_vg");
   const char *snap = vstor_host->jrec_get(rec, "lvm_snap");
-  const char *dev = vstor_host->jrec_get(rec, "lvm_origin_dev");
+  const char *origin = vstor_host->jrec_get(rec, "lvm_origin");
   if (!vg || !snap) {
     vu_step(rep, "lvm", "snapshot", VSTOR_STEP_SKIPPED, 0, "nothing was started");
     return 0;
@@ -634,14 +631,16 @@ static int recover_snapshot(vstor_ctx *ctx, const struct vstor_jrec *rec, vstor_
     vu_step(rep, "lvm", "remove half-made snapshot", VSTOR_STEP_SKIPPED, 0, "%s does not exist",
             sname);
   }
-  unsigned maj, min;
+  /* A dead lvcreate may have left the origin suspended (by name: device
+   * numbers do not survive a reboot). */
+  char *dm = origin ? lvm_dm_name(vg, origin) : NULL;
   struct lvm_dminfo di;
-  if (dev && sscanf(dev, "%u:%u", &maj, &min) == 2 && lvm_dm_info(maj, min, &di) == 0 &&
-      di.exists && di.suspended) {
-    int rr = lvm_dm_resume(maj, min);
-    vu_step(rep, "dm", "resume origin", rr == 0 ? VSTOR_STEP_DONE : VSTOR_STEP_FAILED, 0, "%s", dev);
+  if (dm && lvm_dm_info_name(dm, &di) == 0 && di.exists && di.suspended) {
+    int rr = lvm_dm_resume_name(dm);
+    vu_step(rep, "dm", "resume origin", rr == 0 ? VSTOR_STEP_DONE : VSTOR_STEP_FAILED, 0, "%s", dm);
     if (rr < 0) r = -1;
   }
+  free(dm);
   free(sname);
   return r;
 }
