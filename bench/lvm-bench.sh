@@ -15,6 +15,6 @@ export LVMLAB=$LVMLAB VSTOR_BACKEND_DIR=$B/lib/backends BENCH_N=${BENCH_N:-5}
 . $HERE/lvm-bench-guest.sh
 EOT
 EXTRA_FILES="$LVMLAB $MODULE $HERE/lvm-bench-guest.sh" TMO=600 \
-  timeout 630 bash "$HERE/../tests/lab/run-qemu.sh" "$W/t.sh" 2G 2G 2>&1 | tr -d '\r' > "$W/log" || true
+  timeout 630 bash "$HERE/../tests/lab/run-qemu.sh" "$W/t.sh" 2G 2G 1G 2>&1 | tr -d '\r' > "$W/log" || true
 grep -a '^BENCH' "$W/log" || { tail -40 "$W/log"; exit 1; }
 grep -q '^BENCH-END' "$W/log" && ! grep -q '^BENCH-FAIL' "$W/log"

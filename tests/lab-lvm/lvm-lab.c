@@ -9,6 +9,7 @@
  *   lvm-lab move URI DEST pivot|cancel|crash|ready-then-crash
  *   lvm-lab hold URI SECONDS                 open EXCLUSIVE and sleep
  *   lvm-lab recover                          vstor_recover
+ *   lvm-lab time PROG ARGS...                run PROG, print "TIME_MS n" (bench)
  *
  * Prints "OK ..." and the report on success (exit 0); "ERR CODE: message"
  * on failure (exit 2); usage errors exit 1.  The guest script asserts on
@@ -20,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <vstor.h>
 
@@ -254,9 +256,32 @@ static int cmd_recover(void)
   return 0;
 }
 
+static uint64_t now_us(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* busybox has no sub-second clock for scripts: time a command here. */
+static int cmd_time(char **argv)
+{
+  uint64_t t0 = now_us();
+  pid_t pid = fork();
+  if (pid == 0) {
+    execvp(argv[0], argv);
+    _exit(127);
+  }
+  int st = 0;
+  if (pid < 0 || waitpid(pid, &st, 0) < 0) return 1;
+  printf("TIME_MS %llu\n", (unsigned long long)((now_us() - t0) / 1000));
+  return WIFEXITED(st) ? WEXITSTATUS(st) : 1;
+}
+
 int main(int argc, char **argv)
 {
   setvbuf(stdout, NULL, _IOLBF, 0);
+  if (argc >= 3 && !strcmp(argv[1], "time")) return cmd_time(argv + 2);
   if (argc < 2) goto usage;
   ctx = vstor_ctx_new(0);
   if (!ctx) return fail();
