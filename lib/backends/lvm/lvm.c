@@ -187,6 +187,9 @@ static int lvm_refresh(vstor_vol *vol) { return reload(vol); }
 static int lvm_size(vstor_vol *vol, uint64_t *size)
 {
   struct lvm_vol *p = vol->priv;
+  /* An active LV's size is its device's (one ioctl); LVM is asked only
+   * when the device is gone (deactivated, renamed, removed). */
+  if (lvm_lv_active(&p->info) && vu_blk_size(p->info.dm_path, size) == 0) return 0;
   struct lvm_lv lv;
   if (lvm_lv_get(p->vg, p->lv, &lv) < 0) return -1;
   *size = lv.size;
@@ -413,11 +416,13 @@ static int lvm_extend(vstor_vol *vol, uint64_t size, const struct vstor_opts *o,
   }
   free(fstype);
   free(mnt);
+  /* LVM was just asked; spare another lvs run (each costs ~0.2 s). */
+  lv->size = rep->new_size;
+  if (strcmp(lv->segtype, "thin")) lv->vg_free -= grow * (uint64_t)lv->copies;
   build_layers(vol);
   r = 0;
 out:
   free(name);
-  if (r == 0 && !(flags & VSTOR_DRY_RUN)) reload(vol);
   return r;
 }
 
