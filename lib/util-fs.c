@@ -1,0 +1,267 @@
+/* libvstor - block devices, filesystems, mounts, freeze with a guard
+ * SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "config.h"
+#include <blkid.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <libmount.h>
+#include <linux/fs.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/sysmacros.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include "util.h"
+
+char *vu_fs_type(const char *path)
+{
+  blkid_probe pr = blkid_new_probe_from_filename(path);
+  if (!pr) return NULL;
+  blkid_probe_enable_superblocks(pr, 1);
+  blkid_probe_set_superblocks_flags(pr, BLKID_SUBLKS_TYPE);
+  char *type = NULL;
+  const char *v = NULL;
+  if (blkid_do_safeprobe(pr) == 0 &&
+      blkid_probe_lookup_value(pr, "TYPE", &v, NULL) == 0)
+    type = vu_strdup(v);
+  blkid_free_probe(pr);
+  return type;
+}
+
+char *vu_mountpoint_of_dev(dev_t dev, bool *ro)
+{
+  struct libmnt_table *tb = mnt_new_table_from_file("/proc/self/mountinfo");
+  if (!tb) return NULL;
+  struct libmnt_iter *it = mnt_new_iter(MNT_ITER_FORWARD);
+  struct libmnt_fs *fs;
+  char *mp = NULL;
+  while (mnt_table_next_fs(tb, it, &fs) == 0) {
+    if (mnt_fs_get_devno(fs) != dev) continue;
+    const char *opts = mnt_fs_get_vfs_options(fs);
+    mp = vu_strdup(mnt_fs_get_target(fs));
+    if (ro) {
+      char *val = NULL;
+      size_t len = 0;
+      *ro = opts && mnt_optstr_get_option(opts, "ro", &val, &len) == 0;
+    }
+    break;
+  }
+  mnt_free_iter(it);
+  mnt_unref_table(tb);
+  return mp;
+}
+
+int vu_dev_of_path(const char *path, dev_t *dev)
+{
+  struct stat st;
+  if (stat(path, &st) < 0)
+    return vstor_err(errno == ENOENT ? VSTOR_E_NOENT : VSTOR_E_IO, errno,
+                     "%s: %s", path, strerror(errno));
+  *dev = st.st_dev;
+  return 0;
+}
+
+bool vu_fs_can_grow(const char *t, bool mounted, char **why)
+{
+  const char *w = NULL;
+  if (!t) w = "no filesystem found on the volume";
+  else if (!strcmp(t, "xfs"))
+    w = mounted ? (vu_have_tool("xfs_growfs") ? NULL : "xfs_growfs not installed (xfsprogs)")
+                : "XFS grows only while mounted";
+  else if (!strcmp(t, "btrfs"))
+    w = mounted ? (vu_have_tool("btrfs") ? NULL : "btrfs not installed (btrfs-progs)")
+                : "btrfs grows only while mounted";
+  else if (!strcmp(t, "ext4") || !strcmp(t, "ext3") || !strcmp(t, "ext2"))
+    w = vu_have_tool("resize2fs") ? NULL : "resize2fs not installed (e2fsprogs)";
+  else
+    w = "growing this filesystem type is not supported";
+  if (w && why) *why = t ? vu_asprintf("%s: %s", t, w) : vu_strdup(w);
+  return w == NULL;
+}
+
+static int run_tool(const char *const argv[])
+{
+  char *err = NULL;
+  int st = vu_run(argv, NULL, &err);
+  if (st < 0) { free(err); return -1; }
+  if (st != 0) {
+    vstor_err(VSTOR_E_BACKEND, 0, "%s %s exited with status %d: %s",
+              argv[0], argv[1] ? argv[1] : "", st, err && *err ? err : "(no output)");
+    free(err);
+    return -1;
+  }
+  free(err);
+  return 0;
+}
+
+int vu_fs_grow(const char *t, const char *dev, const char *mnt)
+{
+  char *why = NULL;
+  if (!vu_fs_can_grow(t, mnt != NULL, &why)) {
+    int r = vstor_err(VSTOR_E_NOTSUP, 0, "%s", why);
+    free(why);
+    return r;
+  }
+  if (!strcmp(t, "xfs")) {
+    const char *a[] = { "xfs_growfs", mnt, NULL };
+    return run_tool(a);
+  }
+  if (!strcmp(t, "btrfs")) {
+    const char *a[] = { "btrfs", "filesystem", "resize", "max", mnt, NULL };
+    return run_tool(a);
+  }
+  if (!mnt) { /* offline ext*: resize2fs insists on a fresh check */
+    const char *c[] = { "e2fsck", "-f", "-p", dev, NULL };
+    char *err = NULL;
+    int st = vu_run(c, NULL, &err);
+    if (st < 0 || st > 1) {
+      if (st > 1)
+        vstor_err(VSTOR_E_BACKEND, 0, "e2fsck -f -p %s exited with status %d: %s",
+                  dev, st, err ? err : "");
+      free(err);
+      return -1;
+    }
+    free(err);
+  }
+  const char *a[] = { "resize2fs", dev, NULL };
+  char *err = NULL;
+  int st = vu_run(a, NULL, &err);
+  if (st == 0) { free(err); return 0; }
+  if (st > 0) {
+    /* online ext4 grow without CAP_SYS_RESOURCE: the kernel says EPERM */
+    bool eperm = err && strstr(err, "Operation not permitted");
+    vstor_err(eperm ? VSTOR_E_PERM : VSTOR_E_BACKEND, eperm ? EPERM : 0,
+              "resize2fs %s exited with status %d: %s", dev, st,
+              err && *err ? err : "(no output)");
+  }
+  free(err);
+  return -1;
+}
+
+int vu_fs_free(const char *path, uint64_t *free_bytes)
+{
+  struct statvfs sv;
+  if (statvfs(path, &sv) < 0)
+    return vstor_err(VSTOR_E_IO, errno, "statvfs %s: %s", path, strerror(errno));
+  *free_bytes = (uint64_t)sv.f_bavail * sv.f_frsize;
+  return 0;
+}
+
+int vu_blk_size(const char *dev, uint64_t *size)
+{
+  int fd = open(dev, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return vstor_err(errno == ENOENT ? VSTOR_E_NOENT : VSTOR_E_IO, errno,
+                     "%s: %s", dev, strerror(errno));
+  int r = ioctl(fd, BLKGETSIZE64, size);
+  int e = errno;
+  close(fd);
+  if (r < 0) return vstor_err(VSTOR_E_IO, e, "%s: BLKGETSIZE64: %s", dev, strerror(e));
+  return 0;
+}
+
+/* ---- freeze with a guard process ---------------------------------- */
+
+/* The guard runs between fork() and _exit() in a possibly multi-threaded
+ * process: async-signal-safe calls only. */
+static void __attribute__((noreturn)) guard_main(int rd, int mnt_fd, uint32_t timeout_ms)
+{
+  struct sigaction sa = { .sa_handler = SIG_IGN };
+  sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGTERM, &sa, NULL);
+  sigaction(SIGHUP, &sa, NULL);
+  sigaction(SIGPIPE, &sa, NULL);
+  setsid(); /* out of the caller's process group: ^C must not kill it */
+  struct pollfd pf = { rd, POLLIN, 0 };
+  int r;
+  do r = poll(&pf, 1, (int)timeout_ms); while (r < 0 && errno == EINTR);
+  char c = 0;
+  if (r > 0 && read(rd, &c, 1) == 1 && c == 'T')
+    _exit(0);                  /* the caller thawed */
+  /* timeout, or the caller died (EOF): thaw */
+  if (ioctl(mnt_fd, FITHAW, 0) == 0)
+    _exit(r == 0 ? 1 : 2);     /* 1: window ran out, 2: caller died */
+  _exit(0);                    /* already thawed */
+}
+
+int vu_freeze(struct vu_freeze *fz, const char *mnt, uint32_t timeout_ms)
+{
+  memset(fz, 0, sizeof *fz);
+  fz->mnt_fd = fz->pipe_w = -1;
+  fz->mnt_fd = open(mnt, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fz->mnt_fd < 0)
+    return vstor_err(VSTOR_E_IO, errno, "%s: %s", mnt, strerror(errno));
+  int p[2];
+  if (pipe2(p, O_CLOEXEC) < 0) {
+    close(fz->mnt_fd);
+    return vstor_err(VSTOR_E_INTERNAL, errno, "pipe: %s", strerror(errno));
+  }
+  pid_t pid = fork();
+  if (pid < 0) {
+    int e = errno;
+    close(p[0]); close(p[1]); close(fz->mnt_fd);
+    return vstor_err(VSTOR_E_AGAIN, e, "cannot start the thaw guard: %s", strerror(e));
+  }
+  if (pid == 0) {
+    close(p[1]);
+    guard_main(p[0], fz->mnt_fd, timeout_ms);
+  }
+  close(p[0]);
+  fz->pipe_w = p[1];
+  fz->guard = pid;
+  fz->t_start = vu_now_us();
+  if (ioctl(fz->mnt_fd, FIFREEZE, 0) < 0) {
+    int e = errno;
+    (void)!write(fz->pipe_w, "T", 1);
+    close(fz->pipe_w);
+    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) ;
+    close(fz->mnt_fd);
+    fz->mnt_fd = fz->pipe_w = -1;
+    return vstor_err(e == EOPNOTSUPP ? VSTOR_E_NOTSUP : e == EBUSY ? VSTOR_E_BUSY : VSTOR_E_PERM,
+                     e, "FIFREEZE %s: %s", mnt, strerror(e));
+  }
+  fz->frozen = true;
+  return 0;
+}
+
+int vu_thaw(struct vu_freeze *fz)
+{
+  if (fz->mnt_fd < 0) return 0;
+  int r = ioctl(fz->mnt_fd, FITHAW, 0);
+  int e = errno;
+  fz->t_end = vu_now_us();
+  fz->frozen = false;
+  (void)!write(fz->pipe_w, "T", 1);
+  close(fz->pipe_w);
+  int st = 0;
+  while (waitpid(fz->guard, &st, 0) < 0 && errno == EINTR) ;
+  close(fz->mnt_fd);
+  fz->mnt_fd = fz->pipe_w = -1;
+  if (WIFEXITED(st) && WEXITSTATUS(st) == 1)
+    return vstor_err(VSTOR_E_TIMEOUT, ETIMEDOUT,
+                     "the freeze window ran out: the guard thawed the filesystem");
+  if (r < 0 && e != EINVAL)
+    return vstor_err(VSTOR_E_IO, e, "FITHAW: %s", strerror(e));
+  return 0;
+}
+
+int vu_thaw_path(const char *mnt)
+{
+  int fd = open(mnt, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) return 0;
+    return vstor_err(VSTOR_E_IO, errno, "%s: %s", mnt, strerror(errno));
+  }
+  int r = ioctl(fd, FITHAW, 0);
+  int e = errno;
+  close(fd);
+  if (r < 0 && e != EINVAL)
+    return vstor_err(VSTOR_E_IO, e, "FITHAW %s: %s", mnt, strerror(e));
+  return 0;
+}
