@@ -284,7 +284,7 @@ static void t_layers(vstor_vol *v)
   char *raw = vmpath("vda.raw");
   const vstor_layer *b = vstor_vol_layer(v, 0), *h = layer_role(v, "hypervisor"),
                     *f = layer_role(v, "filesystem");
-  check(n >= 3 && b && !strcmp(vstor_layer_type(b), "file") && !strcmp(vstor_layer_path(b), raw),
+  check(n == 3 && b && !strcmp(vstor_layer_type(b), "file") && !strcmp(vstor_layer_path(b), raw),
         "bottom layer is the source file %s", raw);
   check(h && !strcmp(vstor_layer_type(h), "libvirt") && vstor_layer_size(h) == 256ull << 20,
         "hypervisor layer libvirt, 256 MiB");
@@ -292,13 +292,14 @@ static void t_layers(vstor_vol *v)
         !strcmp(vstor_layer_prop(f, "mountpoint"), "/mnt/a"),
         "guest filesystem layer ext4 at /mnt/a (guest agent)");
   free(raw);
-  char *why = NULL;
-  check(vstor_vol_can(v, VSTOR_OP_FREEZE, 0, &why) == 1, "can FREEZE (agent answers) %s", why ? why : "");
-  free(why); why = NULL;
-  check(vstor_vol_can(v, VSTOR_OP_EXTEND_ONLINE, 0, &why) == 1, "can EXTEND_ONLINE %s", why ? why : "");
-  free(why); why = NULL;
-  check(vstor_vol_can(v, VSTOR_OP_MIRROR, 0, &why) == 1, "can MIRROR %s", why ? why : "");
-  free(why);
+  static const int ops[] = { VSTOR_OP_FREEZE, VSTOR_OP_EXTEND_ONLINE, VSTOR_OP_RESIZE_FS,
+                             VSTOR_OP_SNAPSHOT, VSTOR_OP_MIRROR };
+  for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++) {
+    char *why = NULL;
+    int c = vstor_vol_can(v, ops[i], 0, &why);
+    check(c == 1, "can %s %s", vstor_op_name(ops[i]), why ? why : "");
+    free(why);
+  }
 }
 
 static void t_extend(vstor_vol *v)
@@ -461,6 +462,10 @@ static void t_mirror(vstor_vol *v, bool persistent)
   char *src = disk_source(dom, "vda", 0);
   check(src && !strcmp(src, copy), "domain disk source is the copy (%s)", src ? src : "?");
   free(src);
+  char cmd[512];
+  snprintf(cmd, sizeof cmd, "qemu-img info -U --output=json %s | grep -q '\"format\": \"qcow2\"'", copy);
+  const char *qi[] = { "sh", "-c", cmd, NULL };
+  check(run(qi) == 0, "the copy is a qcow2 image (format from the destination name)");
   if (persistent) {
     src = disk_source(dom, "vda", VIR_DOMAIN_XML_INACTIVE);
     check(src && !strcmp(src, copy), "persistent definition points at the copy (%s)", src ? src : "?");
@@ -576,7 +581,8 @@ static void t_not_running(void)
   check(r == 0, "open a disk of a domain that is not running");
   if (r == 0) {
     char *why = NULL;
-    check(vstor_vol_can(v, VSTOR_OP_EXTEND_ONLINE, 0, &why) == 0, "can EXTEND_ONLINE: no (%s)", why ? why : "");
+    int cn = vstor_vol_can(v, VSTOR_OP_EXTEND_ONLINE, 0, &why);
+    check(cn == 0 && why, "can EXTEND_ONLINE: no (%s)", why ? why : "");
     free(why);
     vstor_job *job = NULL;
     char *c = vmpath("off-copy.raw");

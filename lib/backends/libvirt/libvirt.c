@@ -507,6 +507,10 @@ static int lv_layers(vstor_vol *vol)
       vol->lower = lo;
       for (size_t i = 0; i < lo->nlayers; i++) {
         struct vstor_layer *s = &lo->layers[i];
+        /* A filesystem the lower backend finds inside the image is the
+         * guest's: it is reported once, from the agent, on top. */
+        if (!strcmp(s->role, "filesystem"))
+          continue;
         struct vstor_layer *l = vu_layer_add(vol, s->role, s->type, s->path, s->size);
         for (size_t k = 0; k < s->nprops; k++)
           vu_layer_prop(l, s->props[k].key, s->props[k].val);
@@ -1177,16 +1181,8 @@ static void job_event_cb(virConnectPtr c, virDomainPtr d, const char *disk, int 
 
 static void noop_timer(int t, void *o) { (void)t; (void)o; }
 
-static int file_size(const char *path, uint64_t *sz)
-{
-  struct stat st;
-  if (stat(path, &st) < 0)
-    return -1;
-  *sz = (uint64_t)st.st_size;
-  return 0;
-}
-
-static int qcow2_vsize(const char *path, uint64_t *sz)
+/* Format and virtual size of an image file (qemu-img info). */
+static int img_info(const char *path, char **fmt, uint64_t *sz)
 {
   const char *argv[] = { "qemu-img", "info", "-U", "--output=json", path, NULL };
   char *out = NULL, *err = NULL;
@@ -1194,15 +1190,17 @@ static int qcow2_vsize(const char *path, uint64_t *sz)
   int rc = -1;
   if (st == 0) {
     json_object *j = json_tokener_parse(out);
-    json_object *v = NULL;
-    if (j && json_object_object_get_ex(j, "virtual-size", &v)) {
+    json_object *v = NULL, *f = NULL;
+    if (j && json_object_object_get_ex(j, "virtual-size", &v) &&
+        json_object_object_get_ex(j, "format", &f)) {
       *sz = (uint64_t)json_object_get_int64(v);
+      *fmt = vu_strdup(json_object_get_string(f));
       rc = 0;
     }
     if (j) json_object_put(j);
   }
   if (rc < 0 && st >= 0)
-    lerr(VSTOR_E_BACKEND, "qemu-img info %s: %s", path, err ? err : "no virtual-size");
+    lerr(VSTOR_E_BACKEND, "qemu-img info %s: %s", path, err && *err ? err : "no format/virtual-size");
   free(out); free(err);
   return rc;
 }
@@ -1248,15 +1246,16 @@ static int lv_mirror_prepare(vstor_vol *vol, vstor_job *job, unsigned flags, vst
     lerr(VSTOR_E_NOENT, "%s: REUSE_DEST but %s does not exist", p->name, dest);
     goto out;
   }
+  char *dfmt = NULL;
   if (exists) {
     uint64_t dsz = 0;
-    int r = S_ISBLK(st.st_mode) ? vu_blk_size(dest, &dsz)
-            : !strcmp(p->fmt, "qcow2") ? qcow2_vsize(dest, &dsz) : file_size(dest, &dsz);
+    int r = S_ISBLK(st.st_mode) ? vu_blk_size(dest, &dsz) : img_info(dest, &dfmt, &dsz);
     if (r < 0)
       goto out;
     if (dsz != cap) {
       lerr(VSTOR_E_INVAL, "%s: reused destination %s is %llu bytes, the disk is %llu",
                 p->name, dest, (unsigned long long)dsz, (unsigned long long)cap);
+      free(dfmt);
       goto out;
     }
   } else {
@@ -1280,12 +1279,19 @@ static int lv_mirror_prepare(vstor_vol *vol, vstor_job *job, unsigned flags, vst
     }
     free(dir);
   }
+  /* Format of the copy: a reused destination's own, else from its name
+   * (.qcow2 / .raw / .img), else the source's format. */
+  const char *ext = strrchr(dest, '.');
+  char *cfmt = vu_strdup(dfmt ? dfmt
+                         : ext && !strcmp(ext, ".qcow2") ? "qcow2"
+                         : ext && (!strcmp(ext, ".raw") || !strcmp(ext, ".img")) ? "raw" : p->fmt);
   vu_step(rep, p->name, "virDomainBlockCopy", VSTOR_STEP_PLANNED, 1, "%s copy to %s (%s)%s%s",
-          flags & VSTOR_MIRROR_SHALLOW ? "shallow" : "full", dest, p->fmt,
+          flags & VSTOR_MIRROR_SHALLOW ? "shallow" : "full", dest, cfmt,
           exists ? ", reusing it" : "", p->persistent ? ", transient job (domain stays defined)" : "");
   vu_step(rep, p->name, "wait READY", VSTOR_STEP_PLANNED, 0, "BLOCK_JOB_2 events + virDomainGetBlockJobInfo");
   vu_report_method(rep, "libvirt-blockcopy");
   if (flags & VSTOR_DRY_RUN) {
+    free(dfmt); free(cfmt);
     rc = 0;
     goto out;
   }
@@ -1297,10 +1303,11 @@ static int lv_mirror_prepare(vstor_vol *vol, vstor_job *job, unsigned flags, vst
   j->target = vu_strdup(p->target);
   j->name = vu_strdup(p->name);
   j->dest = dest; dest = NULL;
-  j->fmt = vu_strdup(p->fmt);
+  j->fmt = cfmt;
   j->conn_uri = vu_strdup(p->conn_uri);
   j->domid = vu_strdup(p->uuid ? p->uuid : vol->uri->domain);
   j->created = !exists;
+  free(dfmt);
   job->priv = j;
   rc = 0;
 out:
