@@ -384,6 +384,21 @@ static void t_snapshot(vstor_vol *v)
   r = vstor_snapshot(v, snap, o, 0, &rep);
   check(r < 0 && vstor_last_code() == VSTOR_E_EXIST, "snapshot onto an existing file: EXIST");
   vstor_report_free(rep);
+  /* a window too short for the snapshot: abandoned (overlay committed back
+   * and removed), guest thawed, TIMEOUT */
+  char *snapt = vmpath("snap-timeout.qcow2");
+  vstor_opts_set_freeze_timeout_ms(o, 1);
+  rep = NULL;
+  r = vstor_snapshot(v, snapt, o, 0, &rep);
+  print_report(rep);
+  vstor_report_free(rep);
+  struct stat sb;
+  char *stt = freeze_status(), *srct = disk_source(dom, "vda", 0);
+  check(r < 0 && vstor_last_code() == VSTOR_E_TIMEOUT, "1 ms freeze window: TIMEOUT");
+  check(!strcmp(stt, "thawed") && srct && !strcmp(srct, snap) && stat(snapt, &sb) < 0,
+        "after the timeout: guest %s, domain back on %s, no overlay left", stt, srct ? srct : "?");
+  free(stt); free(srct); free(snapt);
+  vstor_opts_set_freeze_timeout_ms(o, 10000);
   vstor_opts_free(o);
   gsh(WRITER_STOP, NULL, true);
   free(raw); free(snap);
@@ -429,6 +444,15 @@ static void t_killed_frozen(void)
   free(src); free(s1); free(snap);
 }
 
+static char ready_how[256];
+static void logfn(void *o, int level, const char *msg)
+{
+  (void)o;
+  if (getenv("LAB_DEBUG")) fprintf(stderr, "LOG %d: %s\n", level, msg);
+  const char *r = strstr(msg, "READY (");
+  if (r) snprintf(ready_how, sizeof ready_how, "%s", r);
+}
+
 static void t_mirror(vstor_vol *v, bool persistent)
 {
   char *copy = vmpath("copy.qcow2");
@@ -450,6 +474,7 @@ static void t_mirror(vstor_vol *v, bool persistent)
   r = vstor_job_wait(job, 120000, 0);
   double t_ready = now() - t0;
   check(r == 0 && vstor_job_state(job) == VSTOR_JOB_READY, "READY after %.2f s", t_ready);
+  check(strstr(ready_how, "BLOCK_JOB_2 event") != NULL, "READY seen through the block-job event (%s)", ready_how);
   gsh(WRITER_STOP, NULL, true);
   char *s0 = gout(SUMS);
   double t1 = now();
@@ -620,6 +645,7 @@ int main(int argc, char **argv)
   setenv("VSTOR_STATE_DIR", sd, 1);  /* also for the child process */
   if (!(ctx = vstor_ctx_new(0)) || vstor_ctx_set_state_dir(ctx, sd) < 0)
     die("vstor_ctx_new");
+  vstor_ctx_set_log(ctx, logfn, NULL, VSTOR_LOG_DEBUG);
   printf("# lab: %s, domain %s, boot %s ms\n", LURI, LDOM, getenv("LAB_BOOT_MS") ? getenv("LAB_BOOT_MS") : "?");
   char *u = vuri(LDOM, "vda");
   vstor_vol *v = NULL;

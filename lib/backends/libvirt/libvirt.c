@@ -37,6 +37,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -858,16 +859,18 @@ static int lv_extend(vstor_vol *vol, uint64_t size, const struct vstor_opts *o,
 
 /* ---- freeze guard ---------------------------------------------------- */
 
-/* A child process that runs `virsh domfsthaw` when the parent dies (pipe
+/* A child process that runs `virsh domfsthaw` when the parent dies (socket
  * EOF) or the window runs out; released by one byte from the parent.
  * Only async-signal-safe calls between fork and exec. */
 struct guard { pid_t pid; int wfd; uint64_t t0, deadline; };
 
 static int guard_start(struct guard *g, const char *uri, const char *dom, uint32_t ms)
 {
+  /* A socket pair, not a pipe: releasing a guard that already exited must
+   * not raise SIGPIPE in the application (send with MSG_NOSIGNAL). */
   int pfd[2];
-  if (pipe2(pfd, O_CLOEXEC) < 0)
-    return lerr(VSTOR_E_INTERNAL, "freeze guard: pipe: %m");
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pfd) < 0)
+    return lerr(VSTOR_E_INTERNAL, "freeze guard: socketpair: %m");
   const char *argv[] = { "virsh", "-q", "-c", uri, "domfsthaw", dom, NULL };
   const char *envp[] = { "PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C", NULL };
   g->t0 = vu_now_us();
@@ -904,7 +907,7 @@ static int guard_start(struct guard *g, const char *uri, const char *dom, uint32
 static int guard_stop(struct guard *g)
 {
   char b = 'r';
-  ssize_t w = write(g->wfd, &b, 1);
+  ssize_t w = send(g->wfd, &b, 1, MSG_NOSIGNAL);
   (void)w;
   close(g->wfd);
   int st = 0;
@@ -1351,6 +1354,8 @@ static int lv_job_run(vstor_job *job)
     j->cb_id = virConnectDomainEventRegisterAny(j->conn, j->dom, VIR_DOMAIN_EVENT_ID_BLOCK_JOB_2,
                                                 VIR_DOMAIN_EVENT_CALLBACK(job_event_cb), j, NULL);
     j->timer = virEventAddTimeout(100, noop_timer, NULL, NULL);
+    vstor_log(job->vol->ctx, VSTOR_LOG_DEBUG, "%s: block-job events: callback %d, timer %d",
+              j->name, j->cb_id, j->timer);
   }
   int pers = virDomainIsPersistent(j->dom);
   unsigned f = 0;
@@ -1387,6 +1392,12 @@ static int lv_job_run(vstor_job *job)
   vstor_host->jrec_set(j->jr, "phase", "copying");
   uint64_t cur_speed = speed;
   for (;;) {
+    /* Dispatch pending BLOCK_JOB_2 events first (the 100 ms timer bounds
+     * the wait), then look at the job. */
+    if (events_ok)
+      virEventRunDefaultImpl();
+    else
+      usleep(100000);
     if (vstor_host->job_cancelled(job)) {
       virDomainBlockJobAbort(j->dom, j->target, 0);
       remove_dest(j);
@@ -1421,15 +1432,20 @@ static int lv_job_run(vstor_job *job)
       vstor_host->job_progress(job, bi.cur, bi.end);
     else
       vstor_host->job_progress(job, 0, 0);
-    if (ev == VIR_DOMAIN_BLOCK_JOB_READY ||
-        (bi.end > 0 && bi.cur == bi.end && xml_ready(j))) {
+    bool polled_ready = ev != VIR_DOMAIN_BLOCK_JOB_READY && bi.end > 0 && bi.cur == bi.end && xml_ready(j);
+    if (polled_ready && events_ok) {
+      /* libvirt queued its event while we asked: dispatch it (0 ms timer). */
+      virEventRunDefaultImpl();
+      pthread_mutex_lock(&j->mu);
+      ev = j->ev_status;
+      pthread_mutex_unlock(&j->mu);
+    }
+    if (ev == VIR_DOMAIN_BLOCK_JOB_READY || polled_ready) {
+      vstor_log(job->vol->ctx, VSTOR_LOG_INFO, "%s: copy to %s READY (%s)", j->name, j->dest,
+                ev == VIR_DOMAIN_BLOCK_JOB_READY ? "BLOCK_JOB_2 event" : "job info + mirror ready='yes'");
       vstor_host->jrec_set(j->jr, "phase", "ready");
       return 0;
     }
-    if (events_ok)
-      virEventRunDefaultImpl();   /* dispatches BLOCK_JOB_2; the timer bounds it */
-    else
-      usleep(100000);
   }
 }
 
