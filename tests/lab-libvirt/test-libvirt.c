@@ -621,6 +621,15 @@ static void t_not_running(void)
     r = vstor_extend(v, 128ull << 20, NULL, VSTOR_EXTEND_RESIZE_FS, NULL);
     check(r < 0 && vstor_last_code() == VSTOR_E_NOTSUP && fsize(img) == 96ull << 20,
           "RESIZE_FS on a stopped domain: NOTSUP, nothing changed");
+    char *os = vmpath("off-snap.qcow2");
+    vstor_report *rep = NULL;
+    r = vstor_snapshot(v, os, NULL, 0, &rep);
+    print_report(rep);
+    char *src = disk_source(d, "vda", VIR_DOMAIN_XML_INACTIVE);
+    check(r == 0 && vstor_report_consistency(rep) == VSTOR_CONSISTENT_IDLE && src && !strcmp(src, os),
+          "snapshot of a stopped domain: IDLE, definition on the overlay (%s)", src ? src : "?");
+    free(src); free(os);
+    vstor_report_free(rep);
     vstor_close(v);
   }
   virDomainUndefine(d);
