@@ -10,7 +10,7 @@
 #       the qemu-ga virtio channel (unless noagent)
 #     and waits (bounded) until the guest agent answers guest-ping (noagent: until
 #     the console shows the guest is up).  Prints "BOOT_MS=<ms>" and writes
-#     $VM/env (LAB_URI, LAB_DOM, LAB_VM, LAB_BOOT_MS).  A failed boot exits 1.
+#     $VM/env (LAB_URI, LAB_DOM, LAB_VM, LAB_BOOT_MS, LAB_SMALL: a 1 MiB fs only QEMU sees).  A failed boot exits 1.
 # The lab libvirtd must be running (libvirtd.sh start).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -97,7 +97,8 @@ EOX
     echo "guest.sh: $NAME did not come up ($AGENT) within ${ms} ms; console:" >&2
     tail -20 "$VM/console.log" >&2 || true; down; exit 1
   fi
-  printf 'LAB_URI=%q\nLAB_DOM=%q\nLAB_VM=%q\nLAB_BOOT_MS=%s\n' "$URI" "$NAME" "$VM" "$ms" > "$VM/env"
+  printf 'LAB_URI=%q\nLAB_DOM=%q\nLAB_VM=%q\nLAB_BOOT_MS=%s\nLAB_SMALL=%q\n' "$URI" "$NAME" "$VM" "$ms" \
+    "$LAB/libvirt/lv/small" > "$VM/env"
   echo "guest.sh: $NAME ($KIND, $AGENT) up; BOOT_MS=$ms"
   ;;
 *) echo "usage: guest.sh up NAME [transient|persistent] [agent|noagent] | down NAME" >&2; exit 2 ;;

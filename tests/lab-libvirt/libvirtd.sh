@@ -6,6 +6,7 @@
 #          $VSTOR_LAB_DIR/libvirt/lv (nothing under /etc, /run or /var/lib is touched)
 #   stop   destroy the lab's running domains, stop that libvirtd (by its pid file only)
 #   uri    print the connection URI of the lab daemon
+# $LV/small is a 1 MiB tmpfs inside the daemon's namespace only (host: empty dir).
 # Default VSTOR_LAB_DIR: /var/tmp/vstor-lab.  Adapted from ../shared/lab/start-libvirtd.sh.
 set -euo pipefail
 LAB=${VSTOR_LAB_DIR:-/var/tmp/vstor-lab}
@@ -21,7 +22,7 @@ start)
   if running && timeout 10 virsh -q -c "$URI" version >/dev/null 2>&1; then
     echo "libvirtd.sh: already running, pid $(cat "$LV/run/libvirtd.pid")"; exit 0
   fi
-  mkdir -p "$LV"/{etc,run,lib,log,cache}
+  mkdir -p "$LV"/{etc,run,lib,log,cache,small}
   rm -f "$LV/run/libvirt-sock" "$LV/run/libvirtd.pid"
   cat > "$LV/etc/libvirtd.conf" <<'EOC'
 unix_sock_group = "root"
@@ -57,6 +58,9 @@ EOC
     mount --bind "$LV/lib" /var/lib/libvirt
     mount --bind "$LV/log" /var/log/libvirt
     mount --bind "$LV/cache" /var/cache/libvirt
+    # a 1 MiB filesystem only libvirtd and QEMU see (tests: a copy that
+    # runs out of space fails inside QEMU)
+    mount -t tmpfs -o size=1m vstor-lab-small "$LV/small"
     exec /usr/sbin/libvirtd -d -p /run/libvirt/libvirtd.pid' sh "$LV"
   for _ in $(seq 150); do [ -S "$LV/run/libvirt-sock" ] && break; sleep 0.1; done
   timeout 20 virsh -q -c "$URI" version >/dev/null || { echo "libvirtd.sh: daemon did not answer" >&2; tail -5 "$LV/log/libvirtd.log" >&2 || true; exit 1; }

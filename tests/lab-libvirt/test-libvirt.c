@@ -548,6 +548,31 @@ static void t_cancel_complete(vstor_vol *v)
   free(copy); free(c2); free(c3);
 }
 
+/* The copy runs out of space inside QEMU (LAB_SMALL is a 1 MiB tmpfs in
+ * libvirtd's namespace): the job must end FAILED, not READY. */
+static void t_mirror_fails(vstor_vol *v)
+{
+  const char *small = getenv("LAB_SMALL");
+  char *dst = malloc(strlen(small) + 32);
+  sprintf(dst, "%s/nospace.raw", small);
+  vstor_job *job = NULL;
+  int r = vstor_mirror(v, dst, NULL, 0, &job, NULL);
+  check(r == 0, "mirror to a 1 MiB filesystem started");
+  if (job) {
+    r = vstor_job_wait(job, 120000, 0);
+    int st = vstor_job_state(job);
+    check(r < 0 && st == VSTOR_JOB_FAILED && strstr(vstor_last_error(), "FAILED"),
+          "QEMU ran out of space: job %s, wait says %s (%s)",
+          vstor_job_state_name(st), vstor_code_name(vstor_last_code()), r < 0 ? vstor_last_error() : "");
+    vstor_job_free(job);
+  }
+  char *src = disk_source(dom, "vda", 0), *copy = vmpath("copy.qcow2");
+  virDomainBlockJobInfo bi;
+  check(src && !strcmp(src, copy) && virDomainGetBlockJobInfo(dom, "vda", &bi, 0) == 0,
+        "domain still on %s, no block job left", src ? src : "?");
+  free(src); free(copy); free(dst);
+}
+
 static void t_agent_missing(vstor_vol *v)
 {
   gsh("kill $(cat /run/qemu-ga.pid)", NULL, false);
@@ -642,7 +667,7 @@ int main(int argc, char **argv)
   setvbuf(stdout, NULL, _IOLBF, 0);
   const char *mode = argc > 1 ? argv[1] : "transient";
   LURI = getenv("LAB_URI"); LDOM = getenv("LAB_DOM"); LVM = getenv("LAB_VM");
-  if (!LURI || !LDOM || !LVM) {
+  if (!LURI || !LDOM || !LVM || !getenv("LAB_SMALL")) {
     printf("Bail out! LAB_URI/LAB_DOM/LAB_VM not set: run through run-lab.sh\n");
     return 1;
   }
@@ -675,6 +700,7 @@ int main(int argc, char **argv)
     vstor_vol_refresh(v);
     t_mirror(v, false);
     t_cancel_complete(v);
+    t_mirror_fails(v);
     t_agent_missing(v);
     t_not_running();
   }

@@ -1423,9 +1423,19 @@ static int lv_job_run(vstor_job *job)
     if (ir < 0)
       return -1;
     if (ir == 0) {
+      if (events_ok) {   /* the event saying why may be queued: dispatch it */
+        virEventRunDefaultImpl();
+        pthread_mutex_lock(&j->mu);
+        ev = j->ev_status;
+        pthread_mutex_unlock(&j->mu);
+      }
       remove_dest(j);
       vstor_host->jrec_end(j->jr); j->jr = NULL;
-      return lerr(VSTOR_E_BACKEND, "%s: block copy to %s ended before it was in sync", j->name, j->dest);
+      return lerr(VSTOR_E_BACKEND, "%s: block copy to %s %s before it was in sync", j->name, j->dest,
+                  ev == VIR_DOMAIN_BLOCK_JOB_FAILED ? "failed in QEMU (BLOCK_JOB_2 event: FAILED; "
+                                                      "see the domain log: I/O error, no space?)"
+                  : ev == VIR_DOMAIN_BLOCK_JOB_CANCELED ? "was cancelled outside libvstor"
+                  : "ended");
     }
     /* QEMU reports cur=end=0 before it measured the work: not started. */
     if (bi.end > 0)
