@@ -573,6 +573,34 @@ static void t_mirror_fails(vstor_vol *v)
   free(src); free(copy); free(dst);
 }
 
+/* A process killed while its mirror is READY (just before pivot): recover
+ * stops the copy job and removes the copy; the domain stays on its source. */
+static void t_killed_mirror(void)
+{
+  char *dst = vmpath("killed-copy.qcow2"), *copy = vmpath("copy.qcow2");
+  pid_t p = fork();
+  if (p == 0) {
+    setenv("VSTOR_FAULT", "libvirt-before-pivot", 1);
+    execl("/proc/self/exe", "test-libvirt", "child-mirror", dst, (char *)NULL);
+    _exit(127);
+  }
+  int st;
+  waitpid(p, &st, 0);
+  virDomainBlockJobInfo bi;
+  check(WIFSIGNALED(st) && virDomainGetBlockJobInfo(dom, "vda", &bi, 0) == 1,
+        "child killed with its copy job READY; the job is still running in QEMU");
+  vstor_report *rep = NULL;
+  int r = vstor_recover(ctx, 0, &rep);
+  print_report(rep);
+  vstor_report_free(rep);
+  struct stat sb;
+  char *src = disk_source(dom, "vda", 0);
+  check(r == 0 && virDomainGetBlockJobInfo(dom, "vda", &bi, 0) == 0 && stat(dst, &sb) < 0 &&
+        src && !strcmp(src, copy), "recover: copy job stopped, half-made copy removed, domain on %s",
+        src ? src : "?");
+  free(src); free(dst); free(copy);
+}
+
 static void t_agent_missing(vstor_vol *v)
 {
   gsh("kill $(cat /run/qemu-ga.pid)", NULL, false);
@@ -684,6 +712,14 @@ int main(int argc, char **argv)
   char *u = vuri(LDOM, "vda");
   vstor_vol *v = NULL;
   if (vstor_open(ctx, u, 0, &v) < 0) die("vstor_open vda");
+  if (!strcmp(mode, "child-mirror") && argc > 2) {
+    vstor_job *job = NULL;
+    if (vstor_mirror(v, argv[2], NULL, 0, &job, NULL) == 0 && vstor_job_wait(job, 120000, 0) == 0) {
+      printf("# child: READY\n");
+      vstor_job_pivot(job, 0);
+    }
+    return 4;  /* not reached: VSTOR_FAULT kills this process before the pivot */
+  }
   if (!strcmp(mode, "child-snapshot") && argc > 2) {
     vstor_snapshot(v, argv[2], NULL, 0, NULL);
     return 4;  /* not reached: VSTOR_FAULT kills this process while frozen */
@@ -701,6 +737,7 @@ int main(int argc, char **argv)
     t_mirror(v, false);
     t_cancel_complete(v);
     t_mirror_fails(v);
+    t_killed_mirror();
     t_agent_missing(v);
     t_not_running();
   }

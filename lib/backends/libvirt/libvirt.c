@@ -959,21 +959,23 @@ static char *snap_xml(struct lvpriv *p, const char *dest)
   return n;
 }
 
-/* Wait (bounded) until the disk's block job reached cur == end > 0. */
-static int wait_job_synced(virDomainPtr dom, const char *target, const char *name, int timeout_ms)
+/* Wait (bounded) until the disk's block job is ready (cur == end > 0 and
+ * ready='yes' on its <mirror> in the live XML: libvirt refuses to pivot
+ * before that). */
+static int wait_job_ready(struct lvpriv *p, int timeout_ms)
 {
   uint64_t deadline = vu_now_us() + (uint64_t)timeout_ms * 1000u;
   for (;;) {
     virDomainBlockJobInfo bi;
-    int r = virDomainGetBlockJobInfo(dom, target, &bi, 0);
+    int r = virDomainGetBlockJobInfo(p->dom, p->target, &bi, 0);
     if (r < 0)
-      return verr(VSTOR_E_BACKEND, name, "virDomainGetBlockJobInfo");
+      return verr(VSTOR_E_BACKEND, p->name, "virDomainGetBlockJobInfo");
     if (r == 0)
-      return lerr(VSTOR_E_BACKEND, "%s: block job vanished", name);
-    if (bi.end > 0 && bi.cur == bi.end)
+      return lerr(VSTOR_E_BACKEND, "%s: block job vanished", p->name);
+    if (bi.end > 0 && bi.cur == bi.end && lv_parse(p) == 0 && p->has_mirror && p->mirror_ready)
       return 0;
     if (vu_now_us() > deadline)
-      return lerr(VSTOR_E_TIMEOUT, "%s: block job not in sync after %d ms", name, timeout_ms);
+      return lerr(VSTOR_E_TIMEOUT, "%s: block job not ready after %d ms", p->name, timeout_ms);
     usleep(50000);
   }
 }
@@ -985,10 +987,12 @@ static int undo_overlay(struct lvpriv *p, const char *dest)
   if (virDomainBlockCommit(p->dom, p->target, NULL, NULL, 0,
                            VIR_DOMAIN_BLOCK_COMMIT_ACTIVE | VIR_DOMAIN_BLOCK_COMMIT_SHALLOW) < 0)
     return verr(VSTOR_E_BACKEND, p->name, "virDomainBlockCommit");
-  if (wait_job_synced(p->dom, p->target, p->name, 60000) < 0)
+  if (wait_job_ready(p, 60000) < 0 ||
+      virDomainBlockJobAbort(p->dom, p->target, VIR_DOMAIN_BLOCK_JOB_ABORT_PIVOT) < 0) {
+    if (!last_code) verr(VSTOR_E_BACKEND, p->name, "virDomainBlockJobAbort(pivot)");
+    virDomainBlockJobAbort(p->dom, p->target, 0);   /* leave no commit job behind */
     return -1;
-  if (virDomainBlockJobAbort(p->dom, p->target, VIR_DOMAIN_BLOCK_JOB_ABORT_PIVOT) < 0)
-    return verr(VSTOR_E_BACKEND, p->name, "virDomainBlockJobAbort(pivot)");
+  }
   unlink(dest);
   return 0;
 }
@@ -1131,16 +1135,19 @@ static int lv_snapshot(vstor_vol *vol, const char *dest_in, const struct vstor_o
   }
   if (timed_out) {
     vu_step_set(rep, s_snap, VSTOR_STEP_UNDONE, "frozen window ran out: overlay committed back and removed");
+    last_code = 0;
     int u = undo_overlay(p, dest);
+    char *why = u < 0 ? vu_strdup(last_msg) : NULL;
+    vstor_host->jrec_end(jr);
+    lv_layers(vol);          /* may leave an error of its own: set ours last */
     if (u < 0) {
-      vu_step_set(rep, s_snap, VSTOR_STEP_DONE, "frozen window ran out and undo failed: not consistent");
+      vu_step_set(rep, s_snap, VSTOR_STEP_DONE, "frozen window ran out and the undo failed: not consistent");
       rep->consistency = VSTOR_CONSISTENT_CRASH;
-      vstor_host->jrec_end(jr);
-      lv_layers(vol);
+      lerr(VSTOR_E_TIMEOUT, "%s: the %u ms freeze window ran out; the overlay %s could not be committed "
+           "back (%s): the domain writes into it, the snapshot is not consistent", p->name, tmo, dest, why);
+      free(why);
       goto out;
     }
-    vstor_host->jrec_end(jr);
-    lv_layers(vol);
     lerr(VSTOR_E_TIMEOUT, "%s: snapshot not taken within the %u ms freeze window (abandoned, guest thawed)",
               p->name, tmo);
     goto out;
