@@ -35,10 +35,13 @@ step "build (-Werror)" setup "$OUT"
 step "meson test: all suites, labs included" mtest "$OUT"
 step "build ASan+UBSan" setup "$OUT-asan" -Db_sanitize=address,undefined -Db_lundef=false \
   -Dlabs=false -Dpython=disabled -Dgo=disabled
-step "ASan+UBSan: C suites" env ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
-  UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 mtest "$OUT-asan" --no-suite lab --no-suite fuzz
+asan_tests() {
+  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+    mtest "$OUT-asan" --no-suite lab --no-suite fuzz
+}
+step "ASan+UBSan: C suites" asan_tests
 step "valgrind memcheck: C suites" mtest "$OUT" --suite core --suite file --no-suite lab \
-  --wrap="valgrind --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite --track-fds=no -q" \
+  --wrap="valgrind --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite --child-silent-after-fork=yes -q" \
   --timeout-multiplier 4
 if [ -d fuzz ]; then
   step "build fuzzers (clang)" env CC=clang setup "$OUT-fuzz" -Dfuzz=true -Dlabs=false \
