@@ -562,6 +562,51 @@ static void test_bad_long(void **state)
   free(s);
 }
 
+/* ---- core bugs found by these tests (pending a fix in lib/uri.c) ------ */
+
+static void test_bug_rbd_extra_component(void **state)
+{
+  (void)state;
+  /* parse_rbd stops splitting after 3 parts and drops the rest:
+   * "rbd:a/b/c/d" parses as pool a, namespace b, image c */
+  bad("rbd:a/b/c/d", "POOL");
+  bad("rbd:pool/ns/img/x@snap", "POOL");
+}
+
+static void test_bug_libvirt_mode(void **state)
+{
+  (void)state;
+  /* parse_dom_disk copies ?mode= unchecked into access */
+  bad("libvirt:vm/vda?mode=banana", "mode");
+  bad("libvirt:vm/vda?mode=", "bad or empty");
+  struct vstor_uri *u = parse("libvirt:vm/vda?mode=ro");
+  F(u, access, "ro");
+  vstor__uri_free(u);
+}
+
+static void test_bug_spec_leading_slash(void **state)
+{
+  (void)state;
+  /* vstor__uri_parse takes any text starting with '/' as a bare path, so
+   * positional specs "TARGET,FORMAT,VDEV,ACCESS" with an absolute target
+   * (xl-disk-configuration(5)'s usual form) become a file path with commas */
+  struct vstor_uri *u = parse("/dev/vg/lv,,hda");
+  F(u, backend, "lvm");
+  F(u, vg, "vg");
+  F(u, lv, "lv");
+  F(u, vdev, "hda");
+  F(u, access, "rw");
+  vstor__uri_free(u);
+  u = parse("/srv/img,qcow2,xvdb,ro");
+  F(u, backend, "file");
+  F(u, path, "/srv/img");
+  F(u, format, "qcow2");
+  F(u, vdev, "xvdb");
+  F(u, access, "ro");
+  vstor__uri_free(u);
+  bad("/img,raw,xvda,w,extra", "too many positional");
+}
+
 static void test_null(void **state)
 {
   (void)state;
@@ -599,6 +644,9 @@ int main(void)
     cmocka_unit_test(test_bad_rbd),
     cmocka_unit_test(test_bad_spec),
     cmocka_unit_test(test_bad_long),
+    cmocka_unit_test(test_bug_rbd_extra_component),
+    cmocka_unit_test(test_bug_libvirt_mode),
+    cmocka_unit_test(test_bug_spec_leading_slash),
     cmocka_unit_test(test_null),
   };
   return cmocka_run_group_tests_name("uri", tests, setup, teardown);
