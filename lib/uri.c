@@ -23,11 +23,7 @@ static int norm_access(const char *text, char **acc);
 static int bad(const char *text, const char *why)
 {
   char shown[128];
-  size_t i = 0;
-  for (; text[i] && i < sizeof shown - 4; i++)
-    shown[i] = (unsigned char)text[i] < 0x20 || text[i] == 0x7f ? '?' : text[i];
-  strcpy(shown + i, text[i] ? "..." : "");
-  return vstor__error(VSTOR_E_INVAL, EINVAL, "invalid URI \"%s\": %s", shown, why);
+  return vstor__error(VSTOR_E_INVAL, EINVAL, "invalid URI \"%s\": %s", vu_shown(text, shown), why);
 }
 
 static bool has_ctl(const char *s)

@@ -60,6 +60,15 @@ char *vu_human_size(uint64_t b)
   return i ? vu_asprintf("%.1f %s", v, u[i]) : vu_asprintf("%llu B", (unsigned long long)b);
 }
 
+const char *vu_shown(const char *text, char out[128])
+{
+  size_t i = 0;
+  for (; text[i] && i < 124; i++)
+    out[i] = (unsigned char)text[i] < 0x20 || text[i] == 0x7f ? '?' : text[i];
+  strcpy(out + i, text[i] ? "..." : "");
+  return out;
+}
+
 char *vu_last_error_body(void)
 {
   int c, e;

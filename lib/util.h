@@ -24,6 +24,9 @@ char *vu_human_size(uint64_t bytes);            /* "1.5 GiB", malloc'd */
 /* A copy of the thread's last error message without its "vstor_call: "
  * prefix, to embed it in a wider message. */
 char *vu_last_error_body(void);
+/* Outside text as an error message shows it: control characters as '?',
+ * cut after 124 characters with "...".  Returns out (128 bytes). */
+const char *vu_shown(const char *text, char out[128]);
 
 /* ---- reports and layers -------------------------------------------- */
 vstor_report *vu_report_new(void);

@@ -31,9 +31,14 @@ static inline void check_error_(int code, int errnum, const char *call, const ch
     fail();
   }
   if (quoted) {
-    size_t n = strlen(quoted) + 3;
-    char *q = malloc(n);
-    snprintf(q, n, "\"%s\"", quoted);
+    /* the message shows the input with control characters as '?' and
+     * cut after 124 characters with "..." (vstor-uri(7)) */
+    size_t len = strlen(quoted), keep = len > 124 ? 124 : len;
+    char *q = malloc(keep + 6);
+    q[0] = '"';
+    for (size_t i = 0; i < keep; i++)
+      q[1 + i] = (unsigned char)quoted[i] < 0x20 || quoted[i] == 0x7f ? '?' : quoted[i];
+    strcpy(q + 1 + keep, len > keep ? "...\"" : "\"");
     if (!strstr(m, q)) {
       print_error("%s:%d: message does not quote %s: %s\n", file, line, q, m);
       free(q);
