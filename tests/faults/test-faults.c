@@ -479,6 +479,38 @@ static bool cli_recover_json(void)
   return nfail == before;
 }
 
+/* ---- known core bugs (not run by default: VSTOR_FAULTS_KNOWN_BUGS=1) ---- */
+
+/* Killed after the pivot cleared the loop device: before recover runs,
+ * the freed device number is taken by an unrelated image (losetup -f does
+ * exactly this).  Recover must not re-point that device onto the copy. */
+static bool bug_loop_reused(void)
+{
+  int before = nfail;
+  struct fx f;
+  fx_make(&f, S_PIVOT);
+  int st = run_child(S_PIVOT, &f, "VSTOR_FAULT", "file.pivot.cleared");
+  check(st >= 0 && WIFSIGNALED(st), "the child was not killed (status %d)", st);
+  char *other = xasprintf("%s/intruder-%d.img", pool, ++seqno);
+  sh("truncate -s 16M '%s'", other);
+  check(sh("losetup '%s' '%s'", f.loop, other) == 0, "could not bind %s to %s", f.loop, other);
+  vstor_ctx *c = fx_ctx(&f);
+  vstor_report *rep = NULL;
+  int r = vstor_recover(c, 0, &rep);
+  char *back = loop_backing(f.loop);
+  check(!strcmp(back, other), "recover re-pointed %s, which an unrelated image (%s) had taken, "
+        "to \"%s\" (recover rc %d)", f.loop, other, back, r);
+  vstor_report_free(rep);
+  vstor_ctx_free(c);
+  detach_file(other);
+  unlink(other);
+  fx_drop(&f);
+  free(back); free(other);
+  printf("  known bug: recover re-points a reused loop device: %s\n",
+         nfail == before ? "fixed" : "still present");
+  return nfail == before;
+}
+
 static bool wanted(enum scen s)
 {
   const char *only = getenv("FAULTS_ONLY");
@@ -517,6 +549,8 @@ int main(void)
       if (kill_and_recover(s, pts[s].v[i])) m++;
     }
   bool cli_ok = cli_recover_json();
+  const char *kb = getenv("VSTOR_FAULTS_KNOWN_BUGS");
+  if (kb && !strcmp(kb, "1") && !bug_loop_reused()) cli_ok = false;
   printf("fault points: %d, recovered: %d\n", n, m);
   bool ok = n > 0 && m == n && !bad_enum && cli_ok;
   if (!ok) fprintf(stderr, "test-faults: FAILED (%d check(s) failed)\n", nfail);
