@@ -511,6 +511,32 @@ static bool bug_loop_reused(void)
   return nfail == before;
 }
 
+/* Every file-backend point written in the sources is reached by some
+ * scenario: a point added to the code without a scenario fails here. */
+static bool check_source_points(struct plist *pts)
+{
+  const char *src = getenv("VSTOR_SOURCE_DIR");
+  if (!src) { printf("  (VSTOR_SOURCE_DIR unset: source cross-check skipped)\n"); return true; }
+  char *cmd = xasprintf("grep -rhoE 'vstor_fault\\(\"file\\.[^\"]+\"' '%s/lib' | cut -d'\"' -f2 | sort -u",
+                        src);
+  FILE *p = popen(cmd, "r");
+  free(cmd);
+  char line[256];
+  int n = 0, missing = 0;
+  while (p && fgets(line, sizeof line, p)) {
+    line[strcspn(line, "\n")] = 0;
+    n++;
+    bool found = false;
+    for (int s = 0; s < S__N; s++)
+      for (size_t i = 0; i < pts[s].n; i++) found |= !strcmp(pts[s].v[i], line);
+    if (!check(found, "point %s (in the sources) is reached by no scenario", line)) missing++;
+  }
+  if (p) pclose(p);
+  check(n > 0, "no vstor_fault(\"file.*\") found under %s/lib", src);
+  printf("  file-backend points in the sources: %d, reached by the scenarios: %d\n", n, n - missing);
+  return n > 0 && !missing;
+}
+
 static bool wanted(enum scen s)
 {
   const char *only = getenv("FAULTS_ONLY");
@@ -541,6 +567,9 @@ int main(void)
   printf("enumerating fault points (VSTOR_FAULT_LIST):\n");
   for (int s = 0; s < S__N; s++)
     if (wanted(s) && !enumerate(s, &pts[s])) bad_enum++;
+  if (!getenv("FAULTS_ONLY") && !check_source_points(pts)) bad_enum++;
+  const char *eo = getenv("FAULTS_ENUMERATE_ONLY");
+  if (eo && !strcmp(eo, "1")) return bad_enum ? 1 : 0;
   int n = 0, m = 0;
   printf("killing at each point, then recover:\n");
   for (int s = 0; s < S__N; s++)
