@@ -71,6 +71,35 @@ static void refused(int op, const char *what)
 
 struct th { vstor_ctx *ctx; int id; unsigned seed; };
 
+/* STRESS_RECOVER=1: one more thread in process 0 runs vstor_recover()
+ * in a loop (as `vstor recover` at boot or from another admin would):
+ * it must skip the live operations' records and disturb nothing. */
+static atomic_long recover_runs, recover_bad;
+
+static void *recoverer(void *arg)
+{
+  vstor_ctx *c = arg;
+  while (now() < deadline) {
+    vstor_report *rep = NULL;
+    int r = vstor_recover(c, 0, &rep);
+    atomic_fetch_add(&recover_runs, 1);
+    bool bad = r < 0;
+    for (size_t i = 0; rep && i < vstor_report_step_count(rep); i++) {
+      const char *a = vstor_report_step_action(rep, i);
+      if (vstor_report_step_status(rep, i) != VSTOR_STEP_SKIPPED && strcmp(a, "drop stale lock")) {
+        fprintf(stderr, "  [recover] acted on a live operation: %s %s: %s\n", vstor_report_step_layer(rep, i),
+                a, vstor_report_step_detail(rep, i));
+        bad = true;
+      }
+    }
+    if (r < 0) fprintf(stderr, "  [recover] %s\n", vstor_last_error());
+    if (bad) atomic_fetch_add(&recover_bad, 1);
+    vstor_report_free(rep);
+    usleep(2000);
+  }
+  return NULL;
+}
+
 static void *worker(void *arg)
 {
   struct th *t = arg;
@@ -126,9 +155,18 @@ static int child(int no)
     t[i] = (struct th){ c, i, (unsigned)(getpid() * 31 + i) };
     pthread_create(&tid[i], NULL, worker, &t[i]);
   }
+  const char *sr = getenv("STRESS_RECOVER");
+  pthread_t rt;
+  bool rec = no == 0 && sr && !strcmp(sr, "1");
+  if (rec) pthread_create(&rt, NULL, recoverer, c);
   for (int i = 0; i < NTHREAD; i++) pthread_join(tid[i], NULL);
+  if (rec) {
+    pthread_join(rt, NULL);
+    printf("  recover ran %ld times beside the operations, %ld disturbed one\n", recover_runs,
+           recover_bad);
+  }
   vstor_ctx_free(c);
-  return 0;
+  return recover_bad ? 1 : 0;
 }
 
 static int count_entries(const char *dir, const char *prefix)
