@@ -29,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/wait.h>
@@ -139,7 +140,7 @@ static vstor_ctx *fx_ctx(const struct fx *f)
 {
   vstor_ctx *c = vstor_ctx_new(0);
   if (!c || vstor_ctx_set_state_dir(c, f->state) < 0) {
-    fprintf(stderr, "ctx: %s\n", vstor_last_error());
+    fprintf(stderr, "ctx: %s\n", vstor_last_error() ? vstor_last_error() : "?");
     exit(1);
   }
   return c;
@@ -195,6 +196,19 @@ out:
   free(uri);
   vstor_ctx_free(c);
   return r;
+}
+
+/* The test is a child subreaper: processes the operation forked (the
+ * freeze guard) are re-parented to it when the operation dies.  Wait for
+ * them all to end; false if one is still running after 10 s. */
+static bool reap_orphans(void)
+{
+  for (int t = 0; t < 1000; t++) {
+    pid_t w = waitpid(-1, NULL, WNOHANG);
+    if (w < 0 && errno == ECHILD) return true;
+    if (w == 0) usleep(10000);
+  }
+  return false;
 }
 
 /* Run the operation in a child with the given environment variable set.
@@ -375,6 +389,14 @@ static void plist_add(struct plist *l, const char *p)
   l->v[l->n++] = strdup(p);
 }
 
+static void plists_free(struct plist *l)
+{
+  for (int s = 0; s < S__N; s++) {
+    for (size_t i = 0; i < l[s].n; i++) free(l[s].v[i]);
+    free(l[s].v);
+  }
+}
+
 static bool enumerate(enum scen s, struct plist *out)
 {
   struct fx f;
@@ -418,6 +440,10 @@ static bool kill_and_recover(enum scen s, const char *point)
   int st = run_child(s, &f, "VSTOR_FAULT", point);
   check(st >= 0 && WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL,
         "the child was not killed at %s (status %d)", point, st);
+  /* the freeze guard must end promptly; it holds the dead process's
+   * descriptors (the volume lock among them) until it does: see
+   * bug_guard_holds_lock() */
+  check(reap_orphans(), "a process forked by the operation still runs 10 s after the kill");
   vstor_ctx *c = fx_ctx(&f);
   vstor_report *rep = NULL;
   int r = vstor_recover(c, 0, &rep);
@@ -537,6 +563,49 @@ static bool check_source_points(struct plist *pts)
   return n > 0 && !missing;
 }
 
+/* The freeze guard is forked without closing the descriptors it
+ * inherits: it holds the operation's OFD volume lock (and the image) for
+ * as long as it lives.  After a kill while frozen, a recover that runs
+ * before the guard has thawed and exited does not reap the lock file, and
+ * an operation started then gets BUSY (seen under ASan: 1 of 22 kills).
+ * Checked deterministically: stall while frozen and look at the guard's
+ * descriptors. */
+static bool bug_guard_holds_lock(void)
+{
+  int before = nfail;
+  struct fx f;
+  fx_make(&f, S_SNAPSHOT);
+  fflush(NULL);
+  pid_t p = fork();
+  if (p == 0) {
+    setenv("VSTOR_FAULT", "file.snapshot.frozen:sleep=3000", 1);
+    _exit(run_op(S_SNAPSHOT, &f, f.dest) == 0 ? 0 : 3);
+  }
+  char *guard = NULL;
+  for (int t = 0; t < 200 && (!guard || !*guard); t++) {
+    free(guard);
+    usleep(10000);
+    guard = sh_out("pgrep -P %d | head -1", (int)p);
+  }
+  int held = -1;
+  if (check(guard && *guard, "no freeze guard process found")) {
+    char *n = sh_out("for l in /proc/%s/fd/*; do readlink \"$l\"; done | grep -c '^%s/locks/'",
+                     guard, f.state);
+    held = atoi(n);
+    free(n);
+  }
+  int st;
+  waitpid(p, &st, 0);
+  reap_orphans();
+  check(held == 0, "the freeze guard (pid %s) holds %d descriptor(s) of the volume lock",
+        guard ? guard : "?", held);
+  free(guard);
+  fx_drop(&f);
+  printf("  known bug: the freeze guard holds the operation's volume lock: %s\n",
+         nfail == before ? "fixed" : "still present");
+  return nfail == before;
+}
+
 static bool wanted(enum scen s)
 {
   const char *only = getenv("FAULTS_ONLY");
@@ -560,6 +629,7 @@ int main(void)
     fprintf(stderr, "test-faults: mkfs.xfs and losetup are needed\n");
     return 1;
   }
+  prctl(PR_SET_CHILD_SUBREAPER, 1);
   pool = mkpool("xfs", 8192);
   struct plist pts[S__N];
   memset(pts, 0, sizeof pts);
@@ -569,7 +639,7 @@ int main(void)
     if (wanted(s) && !enumerate(s, &pts[s])) bad_enum++;
   if (!getenv("FAULTS_ONLY") && !check_source_points(pts)) bad_enum++;
   const char *eo = getenv("FAULTS_ENUMERATE_ONLY");
-  if (eo && !strcmp(eo, "1")) return bad_enum ? 1 : 0;
+  if (eo && !strcmp(eo, "1")) { plists_free(pts); return bad_enum ? 1 : 0; }
   int n = 0, m = 0;
   printf("killing at each point, then recover:\n");
   for (int s = 0; s < S__N; s++)
@@ -580,6 +650,8 @@ int main(void)
   bool cli_ok = cli_recover_json();
   const char *kb = getenv("VSTOR_FAULTS_KNOWN_BUGS");
   if (kb && !strcmp(kb, "1") && !bug_loop_reused()) cli_ok = false;
+  if (kb && !strcmp(kb, "1") && !bug_guard_holds_lock()) cli_ok = false;
+  plists_free(pts);
   printf("fault points: %d, recovered: %d\n", n, m);
   bool ok = n > 0 && m == n && !bad_enum && cli_ok;
   if (!ok) fprintf(stderr, "test-faults: FAILED (%d check(s) failed)\n", nfail);
