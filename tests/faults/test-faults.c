@@ -68,7 +68,7 @@ static const struct {
 static char *pool;
 static int seqno;
 
-static char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2), returns_nonnull));
 static char *xasprintf(const char *fmt, ...)
 {
   va_list ap;
@@ -119,6 +119,7 @@ static void fx_make(struct fx *f, enum scen s)
 
 static void detach_file(const char *path)
 {
+  if (!path) return;
   sh("losetup -j '%s' 2>/dev/null | cut -d: -f1 | xargs -r -n1 losetup -d 2>/dev/null", path);
 }
 
@@ -525,7 +526,7 @@ static bool bug_loop_reused(void)
   int r = vstor_recover(c, 0, &rep);
   char *back = loop_backing(f.loop);
   check(!strcmp(back, other), "recover re-pointed %s, which an unrelated image (%s) had taken, "
-        "to \"%s\" (recover rc %d)", f.loop, other, back, r);
+        "to \"%s\" (recover rc %d)", f.loop ? f.loop : "?", other, back ? back : "?", r);
   vstor_report_free(rep);
   vstor_ctx_free(c);
   detach_file(other);
