@@ -526,7 +526,7 @@ static bool bug_loop_reused(void)
   int r = vstor_recover(c, 0, &rep);
   char *back = loop_backing(f.loop);
   check(!strcmp(back, other), "recover re-pointed %s, which an unrelated image (%s) had taken, "
-        "to \"%s\" (recover rc %d)", f.loop ? f.loop : "?", other, back ? back : "?", r);
+        "to \"%s\" (recover rc %d)", f.loop ? f.loop : "?", other ? other : "?", back ? back : "?", r);
   vstor_report_free(rep);
   vstor_ctx_free(c);
   detach_file(other);
