@@ -14,7 +14,8 @@ void vstor__enter(const char *call);
 #define ENTER(name) vstor__enter(name)
 int vstor__error(int code, int errnum, const char *fmt, ...)
   __attribute__((format(printf, 3, 4)));
-void vstor__verror(int code, int errnum, const char *fmt, va_list ap);
+void vstor__verror(int code, int errnum, const char *fmt, va_list ap)
+  __attribute__((format(printf, 3, 0)));
 /* Save/restore the thread's error (jobs carry theirs across threads). */
 void vstor__error_get(int *code, int *errnum, char **msg);
 void vstor__error_set_raw(int code, int errnum, const char *msg);
@@ -28,7 +29,8 @@ struct vstor_ctx {
   int log_max;
   int nvols;
 };
-void vstor__vlog(vstor_ctx *ctx, int level, const char *fmt, va_list ap);
+void vstor__vlog(vstor_ctx *ctx, int level, const char *fmt, va_list ap)
+  __attribute__((format(printf, 3, 0)));
 int vstor__state_subdir(vstor_ctx *ctx, const char *sub, char **out);
 
 extern const struct vstor_host vstor__host;

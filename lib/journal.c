@@ -9,6 +9,7 @@
  * SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "config.h"
 #include <dirent.h>
+#include <signal.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -200,6 +201,7 @@ int vstor__jrec_parse(const char *text, size_t len, struct vstor_jrec **out)
     if (le > p && *p != '#') {
       const char *eq = memchr(p, '=', (size_t)(le - p));
       if (!eq) goto bad;
+      if (memchr(p, 0, (size_t)(eq - p))) goto bad;  /* a NUL would cut the key short */
       char *k = strndup(p, (size_t)(eq - p));
       if (!key_ok(k)) { free(k); goto bad; }
       char *v = vu_calloc((size_t)(le - eq), 1), *o = v;
@@ -263,9 +265,15 @@ int vstor__journal_list(vstor_ctx *ctx, char ***paths, size_t *n)
   while ((e = readdir(d))) {
     size_t l = strlen(e->d_name);
     if (l > 8 && !strcmp(e->d_name + l - 8, ".rec.tmp")) {
-      char *t = vu_asprintf("%s/%s", dir, e->d_name);
-      unlink(t);  /* a record write the crash interrupted */
-      free(t);
+      /* a record write a crash interrupted: "<time>-<pid>-<n>.rec.tmp";
+       * a live writer's temporary is left to it */
+      const char *dash = strchr(e->d_name, '-');
+      pid_t pid = dash ? (pid_t)atoi(dash + 1) : 0;
+      if (pid <= 0 || (kill(pid, 0) < 0 && errno == ESRCH)) {
+        char *t = vu_asprintf("%s/%s", dir, e->d_name);
+        unlink(t);
+        free(t);
+      }
       continue;
     }
     if (l < 5 || strcmp(e->d_name + l - 4, ".rec")) continue;

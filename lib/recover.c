@@ -16,12 +16,16 @@ VSTOR_API int vstor_recover(vstor_ctx *ctx, unsigned flags, vstor_report **repor
   if (vstor__check_flags(flags, VSTOR_DRY_RUN, "flags") < 0) return -1;
   char **paths;
   size_t n;
-  if (vstor__journal_list(ctx, &paths, &n) < 0) return -1;
+  int c0, e0;
+  char *m0;
+  vstor__error_get(&c0, &e0, &m0);  /* a success leaves the last error as it was */
+  if (vstor__journal_list(ctx, &paths, &n) < 0) { free(m0); return -1; }
   vstor_report *rep = vu_report_new();
   int failed = 0;
   for (size_t i = 0; i < n; i++) {
     struct vstor_jrec *rec;
     if (vstor__jrec_load(ctx, paths[i], &rec) < 0) {
+      if (vstor_last_errno() == ENOENT) continue;  /* its operation just ended */
       vu_step(rep, "journal", "skip unreadable record", VSTOR_STEP_FAILED, 0, "%s",
               vstor_last_error());
       failed++;
@@ -53,8 +57,12 @@ VSTOR_API int vstor_recover(vstor_ctx *ctx, unsigned flags, vstor_report **repor
   free(paths);
   if (!(flags & VSTOR_DRY_RUN)) vstor__lock_reap(ctx, rep);
   if (report) *report = rep; else vstor_report_free(rep);
-  if (failed)
+  if (failed) {
+    free(m0);
     return vstor__error(VSTOR_E_PARTIAL, 0, "%d journal record(s) could not be recovered "
                         "(see the report)", failed);
+  }
+  vstor__error_set_raw(c0, e0, m0);
+  free(m0);
   return 0;
 }

@@ -22,6 +22,7 @@ static int nwriters;
 static char scratch_dir[256];
 static pid_t owner;
 
+__attribute__((format(printf, 1, 0)))
 static char *vfmt(const char *fmt, va_list ap)
 {
   char *s;

@@ -506,7 +506,7 @@ static bool cli_recover_json(void)
   return nfail == before;
 }
 
-/* ---- known core bugs (not run by default: VSTOR_FAULTS_KNOWN_BUGS=1) ---- */
+/* ---- regressions of core bugs this suite found (fixed; always run) ---- */
 
 /* Killed after the pivot cleared the loop device: before recover runs,
  * the freed device number is taken by an unrelated image (losetup -f does
@@ -649,9 +649,8 @@ int main(void)
       if (kill_and_recover(s, pts[s].v[i])) m++;
     }
   bool cli_ok = cli_recover_json();
-  const char *kb = getenv("VSTOR_FAULTS_KNOWN_BUGS");
-  if (kb && !strcmp(kb, "1") && !bug_loop_reused()) cli_ok = false;
-  if (kb && !strcmp(kb, "1") && !bug_guard_holds_lock()) cli_ok = false;
+  if (!bug_loop_reused()) cli_ok = false;
+  if (!bug_guard_holds_lock()) cli_ok = false;
   plists_free(pts);
   printf("fault points: %d, recovered: %d\n", n, m);
   bool ok = n > 0 && m == n && !bad_enum && cli_ok;

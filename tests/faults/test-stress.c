@@ -155,9 +155,10 @@ static int child(int no)
     t[i] = (struct th){ c, i, (unsigned)(getpid() * 31 + i) };
     pthread_create(&tid[i], NULL, worker, &t[i]);
   }
+  /* recover runs beside the operations unless STRESS_RECOVER=0 */
   const char *sr = getenv("STRESS_RECOVER");
   pthread_t rt;
-  bool rec = no == 0 && sr && !strcmp(sr, "1");
+  bool rec = no == 0 && !(sr && !strcmp(sr, "0"));
   if (rec) pthread_create(&rt, NULL, recoverer, c);
   for (int i = 0; i < NTHREAD; i++) pthread_join(tid[i], NULL);
   if (rec) {

@@ -491,6 +491,9 @@ static int file_snapshot(vstor_vol *v, const char *dest, const struct vstor_opts
   if (!jr) goto out;
   vstor_host->jrec_put(jr, "dest", dpath);
   if (mnt) vstor_host->jrec_put(jr, "frozen", mnt);  /* thawing an unfrozen fs is harmless */
+  /* recorded before it is created (O_EXCL: it is ours if it exists), so a
+   * crash between the two cannot leave it behind */
+  if (vstor_host->jrec_set(jr, "dest_created", "1") < 0) goto out;
   dfd = open(dpath, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (dfd < 0) {
     int e = errno;
@@ -498,7 +501,6 @@ static int file_snapshot(vstor_vol *v, const char *dest, const struct vstor_opts
               "destination %s: %s", dpath, strerror(e));
     goto out;
   }
-  if (vstor_host->jrec_set(jr, "dest_created", "1") < 0) goto fail;  /* unrecorded: undo */
   vstor_fault("file.snapshot.created");
   struct vu_freeze fz;
   memset(&fz, 0, sizeof fz);

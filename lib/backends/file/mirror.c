@@ -105,6 +105,8 @@ int file_mirror_prepare(vstor_vol *v, vstor_job *job, unsigned flags, vstor_repo
   if (!fj->jr) return -1;
   vstor_host->jrec_put(fj->jr, "dest", dpath);
   vstor_host->jrec_put(fj->jr, "step", "copying");
+  /* recorded before it is created (O_EXCL: if it exists it is ours) */
+  if (!reuse && vstor_host->jrec_set(fj->jr, "dest_created", "1") < 0) return -1;
   fj->dfd = open(dpath, reuse ? O_RDWR | O_NOFOLLOW | O_CLOEXEC
                               : O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (fj->dfd < 0)
@@ -112,11 +114,6 @@ int file_mirror_prepare(vstor_vol *v, vstor_job *job, unsigned flags, vstor_repo
                      dpath, strerror(errno));
   if (!reuse) {
     fj->created = true;
-    if (vstor_host->jrec_set(fj->jr, "dest_created", "1") < 0) {
-      unlink(dpath);  /* a copy no record knows of would leak on a crash */
-      fj->created = false;
-      return -1;
-    }
   } else {
     if (vstor_host->jrec_set(fj->jr, "reused", "1") < 0) return -1;
     if (ftruncate(fj->dfd, 0) < 0) /* old contents must not show through holes */
@@ -244,6 +241,9 @@ int file_job_pivot(vstor_job *job)
   }
   vstor_host->jrec_put(fj->jr, "loops", list);
   free(list);
+  char id[64];
+  snprintf(id, sizeof id, "%llu:%llu", (unsigned long long)p->dev, (unsigned long long)p->ino);
+  vstor_host->jrec_put(fj->jr, "src_id", id);
   if (vstor_host->jrec_set(fj->jr, "step", "switching") < 0) goto out;
   vstor_fault("file.pivot.synced");
   for (size_t i = 0; i < p->nloops; i++) {
@@ -358,6 +358,9 @@ int file_recover_mirror(vstor_ctx *ctx, const struct vstor_jrec *rec, vstor_repo
   if (step && !strcmp(step, "switching")) {
     /* the copy was in sync: finish the pivot */
     const char *loops = vstor_host->jrec_get(rec, "loops");
+    const char *sid = vstor_host->jrec_get(rec, "src_id");
+    unsigned long long sdev = 0, sino = 0;
+    bool src_ok = sid && sscanf(sid, "%llu:%llu", &sdev, &sino) == 2;
     struct stat st;
     if (stat(dest, &st) < 0) return vstor_err(VSTOR_E_IO, errno, "%s: %s", dest, strerror(errno));
     char *list = vu_strdup(loops ? loops : ""), *save = NULL;
@@ -372,7 +375,12 @@ int file_recover_mirror(vstor_ctx *ctx, const struct vstor_jrec *rec, vstor_repo
       int r = 0;
       const char *what = "already on the copy";
       if (b == 0) { r = floop_bind(t, dest, NULL, ro); what = "bind to the copy"; }
-      else if (b == 1 && (d != (uint64_t)st.st_dev || i != (uint64_t)st.st_ino)) {
+      else if (b == 1 && (d != (uint64_t)st.st_dev || i != (uint64_t)st.st_ino) &&
+               !(src_ok && d == sdev && i == sino)) {
+        /* bound to neither the source nor the copy: someone reused it */
+        r = vstor_err(VSTOR_E_BUSY, EBUSY, "%s is now bound to another file: left alone", t);
+        what = "left alone (reused by another file)";
+      } else if (b == 1 && (d != (uint64_t)st.st_dev || i != (uint64_t)st.st_ino)) {
         if (ro) {
           int nf = open(dest, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
           r = nf < 0 ? -1 : floop_change_fd(t, nf);
