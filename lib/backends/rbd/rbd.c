@@ -98,7 +98,9 @@ static int map_errno(int e)
 static int cerr(int r, const char *what, const char *call)
 {
   int e = r < 0 ? -r : r;
-  snprintf(last_msg, sizeof last_msg, "%s: %s: %s", what, call, strerror(e));
+  snprintf(last_msg, sizeof last_msg, "%s: %s: %s%s", what, call, strerror(e),
+           e == ETIMEDOUT ? " (the cluster did not answer within the bound: monitor or OSD "
+                            "down? see $VSTOR_RBD_TIMEOUT)" : "");
   return vstor_err(map_errno(e), e, "%s", last_msg);
 }
 
@@ -124,6 +126,7 @@ struct rconn {
   int refs;
   char fsid[64];
   uint64_t instance;
+  char *addrs;     /* this client's address(es): exclusive lock owner id */
 };
 
 static pthread_mutex_t conns_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -156,7 +159,7 @@ static void conn_put(struct rconn *c)
   pthread_mutex_unlock(&conns_mu);
   if (last) {
     rados_shutdown(c->cl);
-    free(c->conf); free(c->client); free(c);
+    free(c->conf); free(c->client); free(c->addrs); free(c);
   }
 }
 
@@ -229,6 +232,11 @@ static int conn_get(const char *conf_in, const char *client_in, struct rconn **o
   if (rados_cluster_fsid(cl, c->fsid, fl) < 0)
     snprintf(c->fsid, sizeof c->fsid, "unknown");
   c->instance = rados_get_instance_id(cl);
+  char *addrs = NULL;
+  if (rados_getaddrs(cl, &addrs) == 0 && addrs) {
+    c->addrs = vu_strdup(addrs);
+    rados_buffer_free(addrs);
+  }
 
   pthread_mutex_lock(&conns_mu);
   struct rconn *other = conn_find(conf, client);
@@ -236,7 +244,7 @@ static int conn_get(const char *conf_in, const char *client_in, struct rconn **o
     other->refs++;
     pthread_mutex_unlock(&conns_mu);
     rados_shutdown(cl);
-    free(c->conf); free(c->client); free(c);
+    free(c->conf); free(c->client); free(c->addrs); free(c);
     *out = other;
     return 0;
   }
@@ -709,12 +717,33 @@ static int jset(struct vstor_jrec *r, const char *k, const char *v)
   return vstor_host->jrec_set(r, k, v ? v : "");
 }
 
-static int rm_snap(rados_ioctx_t io, const char *image, const char *snap)
+/* The exclusive lock of an image may still be held by the dead process:
+ * break it (librbd blocklists that client) instead of waiting ~30 s for its
+ * watch to time out.  Only a lock whose owner is the dead process's own
+ * librados client address (recorded in the journal) is broken. */
+static void break_dead_lock(rbd_image_t img, const char *dead_addrs, vstor_report *rep, const char *name)
+{
+  if (!dead_addrs) return;
+  rbd_lock_mode_t mode;
+  char *owners[8];
+  size_t n = 8;
+  if (rbd_lock_get_owners(img, &mode, owners, &n) == 0) {
+    for (size_t i = 0; i < n; i++)
+      if (*owners[i] && strstr(dead_addrs, owners[i]) && rbd_lock_break(img, mode, owners[i]) == 0 && rep)
+        vu_step(rep, name, "rbd_lock_break", VSTOR_STEP_DONE, 0,
+                "exclusive lock of the dead process (%s) broken", owners[i]);
+    rbd_lock_get_owners_cleanup(owners, n);
+  }
+}
+
+static int rm_snap(rados_ioctx_t io, const char *image, const char *snap, const char *instance,
+                   vstor_report *rep, const char *name)
 {
   rbd_image_t img;
   int r = rbd_open(io, image, &img, NULL);
   if (r == -ENOENT) return 0;
   if (r < 0) return r;
+  break_dead_lock(img, instance, rep, name);
   int prot = 0;
   if (rbd_snap_is_protected(img, snap, &prot) == 0 && prot) {
     r = rbd_snap_unprotect(img, snap);
@@ -778,7 +807,7 @@ static int rb_snapshot(vstor_vol *vol, const char *dest, const struct vstor_opts
   struct vstor_jrec *jr = NULL;
   char *dname = clone ? spec(d.pool, d.ns, d.image, NULL) : NULL;
   char *sname = spec(p->pool, p->ns, p->image, snap);
-  if (img_open(p, !dry && make_snap, &img) < 0)
+  if (img_open(p, !dry && (make_snap || clone), &img) < 0)
     goto out;
   uint64_t feat = 0;
   rbd_get_features(img, &feat);
@@ -838,7 +867,7 @@ static int rb_snapshot(vstor_vol *vol, const char *dest, const struct vstor_opts
   if (jset(jr, "rbd_conf", p->conf) < 0 || jset(jr, "rbd_client", p->client) < 0 ||
       jset(jr, "rbd_pool", p->pool) < 0 || jset(jr, "rbd_ns", p->ns) < 0 ||
       jset(jr, "rbd_image", p->image) < 0 || jset(jr, "rbd_snap", snap) < 0 ||
-      jset(jr, "rbd_made_snap", make_snap ? "1" : "0") < 0 ||
+      jset(jr, "rbd_made_snap", make_snap ? "1" : "0") < 0 || jset(jr, "rbd_addrs", p->c->addrs) < 0 ||
       (clone && (jset(jr, "rbd_clone_pool", d.pool) < 0 || jset(jr, "rbd_clone_ns", d.ns) < 0 ||
                  jset(jr, "rbd_clone_image", d.image) < 0)) ||
       jset(jr, "rbd_step", "snap_create") < 0)
@@ -1035,7 +1064,7 @@ static int rb_job_run(vstor_job *job)
       jset(j->jr, "rbd_pool", j->spool) < 0 || jset(j->jr, "rbd_ns", j->sns) < 0 ||
       jset(j->jr, "rbd_image", j->simg) < 0 || jset(j->jr, "rbd_dest_pool", j->dpool) < 0 ||
       jset(j->jr, "rbd_dest_ns", j->dns) < 0 || jset(j->jr, "rbd_dest_image", j->dimg) < 0 ||
-      jset(j->jr, "rbd_phase", "preparing") < 0) {
+      jset(j->jr, "rbd_addrs", j->c->addrs) < 0 || jset(j->jr, "rbd_phase", "preparing") < 0) {
     vstor_host->jrec_end(j->jr); j->jr = NULL;
     return -1;
   }
@@ -1184,7 +1213,7 @@ static int recover_snapshot(struct rconn *c, const struct vstor_jrec *rec, vstor
     free(cn);
   }
   if (made && !strcmp(made, "1")) {
-    int r = rm_snap(io, image, snap);
+    int r = rm_snap(io, image, snap, jget(rec, "rbd_addrs"), rep, sname);
     if (r == -EBUSY) {
       rerr(VSTOR_E_BUSY, "%s: snapshot still has clones: not removed", sname);
       goto out;
@@ -1226,6 +1255,16 @@ static int recover_mirror(struct rconn *c, const struct vstor_jrec *rec, vstor_r
     goto out;
   }
   int state = ms.state;
+  const char *inst = jget(rec, "rbd_addrs");
+  rbd_image_t t;
+  if (rbd_open(j.dio, j.dimg, &t, NULL) == 0) {
+    break_dead_lock(t, inst, rep, dname);
+    rbd_close(t);
+  }
+  if (ms.source_image_id && rbd_open_by_id(j.sio, ms.source_image_id, &t, NULL) == 0) {
+    break_dead_lock(t, inst, rep, sname);
+    rbd_close(t);
+  }
   rbd_migration_status_cleanup(&ms);
   if (phase && !strcmp(phase, "committing") && state == RBD_IMAGE_MIGRATION_STATE_EXECUTED) {
     r = rbd_migration_commit(j.dio, j.dimg);
