@@ -27,9 +27,10 @@ if [ -n "$prev" ] && [ "$prev" != "$OWNER" ] && kill -0 "$prev" 2>/dev/null; the
   echo "run-lab.sh: the lab cluster belongs to another running test run (pid $prev)" >&2
   exit 1
 fi
-if [ "$prev" != "$OWNER" ] || ! "$CEPH" status; then
+if [ "$prev" != "$OWNER" ] || ! "$CEPH" status 9>&-; then
   t0=$(date +%s%N)
-  "$CEPH" up || { "$CEPH" down; exit 1; }
+  # fd 9 (the lock) must not leak into the daemons: they would hold it
+  "$CEPH" up 9>&- || { "$CEPH" down 9>&-; exit 1; }
   echo "$OWNER" > "$OWNERFILE"
   echo "run-lab.sh: cluster ready in $(( ($(date +%s%N) - t0) / 1000000 )) ms (owner pid $OWNER)"
   # The reaper: detached (own session), no fd shared with the test (meson
