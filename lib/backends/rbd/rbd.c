@@ -293,14 +293,17 @@ static void rdest_free(struct rdest *d)
   memset(d, 0, sizeof *d);
 }
 
-static int rdest_parse(const char *what, const char *text, struct rdest *d)
+static int rdest_parse(const char *what, const char *text_in, struct rdest *d)
 {
+  char shown[128];
+  const char *text = text_in;
   memset(d, 0, sizeof *d);
+  vu_shown(text_in, shown);
   if (strncmp(text, "rbd:", 4))
-    return rerr(VSTOR_E_INVAL, "%s %s: expected rbd:POOL[/NAMESPACE]/IMAGE", what, text);
+    return rerr(VSTOR_E_INVAL, "%s %s: expected rbd:POOL[/NAMESPACE]/IMAGE", what, shown);
   if (strchr(text, '?'))
     return rerr(VSTOR_E_INVAL, "%s %s: no ?id= or ?conf= in a destination (it is on the "
-                "source's cluster, through the source's connection)", what, text);
+                "source's cluster, through the source's connection)", what, shown);
   char *body = vu_strdup(text + 4);
   char *at = strchr(body, '@');
   if (at) { *at = 0; d->snap = vu_strdup(at + 1); }
@@ -313,12 +316,12 @@ static int rdest_parse(const char *what, const char *text, struct rdest *d)
   }
   int r = 0;
   if (np < 2 || np > 3)
-    r = rerr(VSTOR_E_INVAL, "%s %s: expected rbd:POOL[/NAMESPACE]/IMAGE", what, text);
+    r = rerr(VSTOR_E_INVAL, "%s %s: expected rbd:POOL[/NAMESPACE]/IMAGE", what, shown);
   for (int i = 0; !r && i < np; i++)
     if (!name_ok(parts[i]))
-      r = rerr(VSTOR_E_INVAL, "%s %s: empty or invalid pool, namespace or image name", what, text);
+      r = rerr(VSTOR_E_INVAL, "%s %s: empty or invalid pool, namespace or image name", what, shown);
   if (!r && d->snap && !name_ok(d->snap))
-    r = rerr(VSTOR_E_INVAL, "%s %s: empty or invalid snapshot name", what, text);
+    r = rerr(VSTOR_E_INVAL, "%s %s: empty or invalid snapshot name", what, shown);
   if (!r) {
     d->pool = vu_strdup(parts[0]);
     if (np == 3) d->ns = vu_strdup(parts[1]);
@@ -789,9 +792,10 @@ static int rb_snapshot(vstor_vol *vol, const char *dest, const struct vstor_opts
       }
     }
   } else {
+    char shown[128];
     if (!name_ok(dest))
       return rerr(VSTOR_E_INVAL, "snapshot destination '%s': expected a snapshot name (no '/', '@', "
-                  "'?', '&') or rbd:POOL[/NS]/IMAGE[@SNAP]", dest);
+                  "'?', '&') or rbd:POOL[/NS]/IMAGE[@SNAP]", vu_shown(dest, shown));
     snap = vu_strdup(dest);
   }
   if (p->snap && !clone) {
