@@ -5,7 +5,7 @@
 # under $VSTOR_LAB_DIR/ceph (default /var/tmp/vstor-lab/ceph).  Nothing under
 # /etc/ceph is read or written.  Adapted from ../shared/lab/ceph/ceph-up.sh.
 #
-# Usage: ceph.sh up|down|status|env|stop-mon|start-mon|pause-osd|resume-osd
+# Usage: ceph.sh up|down|status|env|stop-mon|start-mon|pause-osd|resume-osd|wait-ok
 #   up         bring the cluster up (idempotent: a healthy running cluster is
 #              kept), wait for HEALTH_OK (bounded), create the pools
 #              rbd, rbd2 (and namespace rbd/ns1) and the cephx user
@@ -15,6 +15,7 @@
 #   env        print CEPH_CONF=... for the tests
 #   stop-mon / start-mon     stop / restart the monitor (timeout tests)
 #   pause-osd / resume-osd   SIGSTOP / SIGCONT the OSD (op timeout tests)
+#   wait-ok [S]              wait (at most S s, default 60) for HEALTH_OK
 # Knobs: OSD_SIZE_GB (10, sparse), HEALTH_TIMEOUT (120 s).
 set -euo pipefail
 
@@ -181,5 +182,13 @@ start-mon)
   ceph-mon -c "$CONF" -i a; c mon stat >/dev/null; say "mon.a restarted" ;;
 pause-osd) kill -STOP "$(pid_of osd.0)"; say "osd.0 paused" ;;
 resume-osd) kill -CONT "$(pid_of osd.0)"; say "osd.0 resumed" ;;
-*) echo "usage: ceph.sh up|down|status|env|stop-mon|start-mon|pause-osd|resume-osd" >&2; exit 2 ;;
+wait-ok)   # wait (bounded: $2 s, default 60) until HEALTH_OK with all PGs active+clean
+  deadline=$(( $(date +%s) + ${2:-60} ))
+  until timeout 15 ceph --connect-timeout 10 health 2>/dev/null | grep -q HEALTH_OK &&
+        c pg stat 2>/dev/null | grep -Eq '([0-9]+) pgs: \1 active\+clean'; do
+    [ "$(date +%s)" -lt "$deadline" ] || die "no HEALTH_OK after ${2:-60}s"
+    sleep 0.5
+  done
+  say "HEALTH_OK" ;;
+*) echo "usage: ceph.sh up|down|status|env|stop-mon|start-mon|pause-osd|resume-osd|wait-ok [S]" >&2; exit 2 ;;
 esac

@@ -723,6 +723,8 @@ static int t_timeout(void)
   check(r < 0 && code_is(VSTOR_E_TIMEOUT) && dt < 15, "open with the OSD paused: TIMEOUT in %.1f s", dt);
   check(lab("resume-osd") == 0, "OSD resumed");
   t0 = now();
+  check(lab("wait-ok 60") == 0, "cluster healthy again after %.1f s", now() - t0);
+  t0 = now();
   check(vstor_extend(v, 128 * MiB, NULL, 0, NULL) == 0 && rsize(io_rbd, img) == 128 * MiB,
         "the same handle works again (%.1f s)", now() - t0);
   vstor_close(v);
@@ -740,7 +742,7 @@ static int t_timeout(void)
   check(dt < 15, "  within the bound: %.1f s (no hang)", dt);
   check(vstor_backend_can(ctx, "rbd", VSTOR_OP_EXTEND, NULL) == 1,
         "backend availability does not touch the cluster (answers at once)");
-  check(lab("start-mon") == 0, "monitor restarted");
+  check(lab("start-mon") == 0 && lab("wait-ok 60") == 0, "monitor restarted, cluster healthy");
   t0 = now();
   r = vstor_open(ctx, "rbd:rbd/nosuchimage", 0, &v2);
   check(r < 0 && code_is(VSTOR_E_NOENT), "cluster answers again (%.1f s)", now() - t0);
@@ -767,7 +769,10 @@ int main(int argc, char **argv)
   snprintf(P, sizeof P, "t%d", (int)getpid());
   CHK(rados_create2(&cl, "ceph", "client.admin", 0));
   CHK(rados_conf_read_file(cl, NULL));
+  /* the test's own client is bounded too: a check must fail, not hang */
   rados_conf_set(cl, "client_mount_timeout", "20");
+  rados_conf_set(cl, "rados_osd_op_timeout", "30");
+  rados_conf_set(cl, "rados_mon_op_timeout", "30");
   CHK(rados_connect(cl));
   CHK(rados_ioctx_create(cl, "rbd", &io_rbd));
   CHK(rados_ioctx_create(cl, "rbd2", &io_rbd2));
