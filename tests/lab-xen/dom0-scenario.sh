@@ -42,7 +42,11 @@ fi
 if [ -n "${LAB_TEST:-}" ]; then
   t1=$(now)
   "$LAB_TEST" "$@" | while IFS= read -r l; do
-    case $l in ok*|"not ok"*) say "$l" ;; *) echo "$l" ;; esac
+    case $l in
+      ok*|"not ok"*) say "$l" ;;
+      "# figure "*) fig "${l#"# figure "}" ;;
+      *) echo "$l" ;;
+    esac
   done
   fig "test_program_s $(echo "$(now) - $t1" | bc)"
 fi
