@@ -745,8 +745,7 @@ static int xen_snapshot(vstor_vol *vol, const char *dest, const struct vstor_opt
   }
   vstor_report_free(plan);
   if (r < 0) return -1;
-  size_t s_unpause = rep->nsteps;
-  if (pause)
+  if (pause && dry)
     vu_step(rep, "xen-vbd", "unpause the domain (libxl_domain_unpause)", VSTOR_STEP_PLANNED, 0,
             "%s", p->name);
   if (dry) return 0;
@@ -791,6 +790,9 @@ static int xen_snapshot(vstor_vol *vol, const char *dest, const struct vstor_opt
   int lcode = 0, lerrno = 0;
   if (r < 0) lmsg = vstor_host->error_get(&lcode, &lerrno);
   vstor_fault("xen.snapshot.copied");
+  size_t s_unpause = rep->nsteps;
+  vu_step(rep, "xen-vbd", "unpause the domain (libxl_domain_unpause)", VSTOR_STEP_PLANNED, 0,
+          "%s", p->name);
   int st = 0;
   bool released = guard_release(&g, &st);
   int urc = 0;
@@ -823,18 +825,16 @@ static int xen_snapshot(vstor_vol *vol, const char *dest, const struct vstor_opt
   }
   if (!released) {
     /* paused past the bound: the copy is not point-in-time; remove it */
-    vstor_report *undo = vu_report_new();
-    char *dpath = vu_strdup(!strncmp(dest, "file:", 5) ? dest + 5 : dest);
-    if (dpath[0] == '/') unlink(dpath);
-    free(dpath);
-    vstor_report_free(undo);
-    for (size_t i = s_lower; i < rep->nsteps; i++)
+    const char *dpath = !strncmp(dest, "file:", 5) ? dest + 5 : dest;
+    bool removed = dpath[0] == '/' && unlink(dpath) == 0;
+    for (size_t i = s_lower; removed && i < s_unpause; i++)
       if (rep->steps[i].status == VSTOR_STEP_DONE && rep->steps[i].reversible)
         vu_step_set(rep, i, VSTOR_STEP_UNDONE, "removed: the pause outlasted the window");
     vstor_host->jrec_end(jr);
     return vstor_err(VSTOR_E_TIMEOUT, ETIMEDOUT, "%s: the snapshot took longer than the %u ms "
-                     "pause window; the guard unpaused %s and the copy was removed", p->label,
-                     o->freeze_timeout_ms, p->name);
+                     "pause window; the guard unpaused %s and %s", p->label,
+                     o->freeze_timeout_ms, p->name, removed ? "the copy was removed"
+                     : "the copy (not point-in-time) was left at the destination");
   }
   rep->consistency = VSTOR_CONSISTENT_CRASH;
   vstor_host->jrec_end(jr);
