@@ -32,6 +32,13 @@ printf '%q ' "$@" > "$RUN/args"
 XENARGS="console=com1 com1=115200,8n1 loglvl=warning guest_loglvl=warning dom0_mem=1024M,max:1024M dom0_max_vcpus=2 noreboot"
 DOM0ARGS="console=hvc0 earlyprintk=xen rdinit=/init quiet"
 t0=$(date +%s%N)
+# host-side clock for boot-to-dom0 (the serial log has only guest clocks)
+( while sleep 0.5; do
+    if grep -aq 'dom0 ready' "$RUN/serial.log" 2>/dev/null; then
+      echo "boot_to_dom0_s $(( ($(date +%s%N) - t0) / 1000000 ))e-3" >> "$RUN/figures"; break
+    fi
+  done ) &
+watch=$!
 timeout "${TMO:-480}" qemu-system-x86_64 -accel tcg,thread=multi -cpu qemu64 -smp 2 -m 2048 \
   -nographic -monitor none -serial stdio -no-reboot -nodefaults \
   -kernel "$XL/xen" -append "$XENARGS" \
@@ -40,6 +47,7 @@ timeout "${TMO:-480}" qemu-system-x86_64 -accel tcg,thread=multi -cpu qemu64 -sm
   -virtfs "local,path=$RUN,mount_tag=share,security_model=none,multidevs=remap" \
   </dev/null > "$RUN/serial.log" 2>&1
 qrc=$?
+kill $watch 2>/dev/null; wait $watch 2>/dev/null
 wall=$(( ($(date +%s%N) - t0) / 1000000 ))
 n=0 fail=0
 tap() { n=$((n+1)); echo "$1 $n - $2"; [ "$1" = ok ] || fail=1; }

@@ -307,6 +307,26 @@ static void t_snapshot(vstor_vol *v)
   vstor_report_free(rep);
 }
 
+/* The copy outlasts the pause window: the guard unpauses on time, the call
+ * fails with TIMEOUT and the (not point-in-time) copy is removed. */
+static void t_window(vstor_vol *v)
+{
+  vstor_opts *o = vstor_opts_new();
+  vstor_opts_set_freeze_timeout_ms(o, 1000);
+  setenv("VSTOR_FAULT", "xen.snapshot.paused:sleep=6000", 1);
+  vstor_report *rep = NULL;
+  uint64_t t0 = now_ms();
+  int r = vstor_snapshot(v, "/tmp/snap-window.img", o, VSTOR_SNAPSHOT_CRASH_CONSISTENT, &rep);
+  unsetenv("VSTOR_FAULT");
+  if (rep) print_report(rep);
+  check(r < 0 && vstor_last_code() == VSTOR_E_TIMEOUT && access("/tmp/snap-window.img", F_OK) != 0 &&
+        dom_paused() == 0, "pause window 1 s, copy takes 6 s: TIMEOUT, copy removed, domain running "
+        "(call took %llu ms)", (unsigned long long)(now_ms() - t0));
+  check(guest_advances(15000), "the domU runs after the window ran out");
+  vstor_report_free(rep);
+  vstor_opts_free(o);
+}
+
 /* The caller is killed while the domain is paused: the guard unpauses it,
  * vstor_recover() removes the half-made copy and finds nothing paused. */
 static void t_killed_paused(void)
@@ -445,6 +465,7 @@ int main(void)
     t_caps(v);
     t_extend(v);
     t_snapshot(v);
+    t_window(v);
     t_killed_paused();
     vstor_close(v);
   }
