@@ -15,7 +15,7 @@ mount -t tmpfs tmpfs /run; mount -t tmpfs tmpfs /tmp; mount -t tmpfs tmpfs /var/
 mount -t tmpfs tmpfs /var/lib/xen 2>/dev/null || true
 mkdir -p /run/xen /run/xenstored /run/lock /var/log/xen/console /var/lib/xen /var/lib/xenstored /var/run
 ts "stage2 start"
-for m in xenfs xen-evtchn xen-gntdev xen-gntalloc xen-privcmd xen-blkback loop; do
+for m in xenfs xen-evtchn xen-gntdev xen-gntalloc xen-privcmd xen-blkback loop dm-mod dm-snapshot dm-mirror; do
   modprobe $m || ts "modprobe $m FAILED"
 done
 mount -t xenfs xenfs /proc/xen

@@ -13,6 +13,26 @@ CONLOG=/var/log/xen/console/guest-du1.log
 export LAB_DOM=du1 LAB_CONLOG=$CONLOG LAB_IMG=/tmp/du1-xvda.img LAB_IMG2=/tmp/du1-xvdb.img
 truncate -s 64M $LAB_IMG
 truncate -s 32M $LAB_IMG2
+# LVM for a phy: vbd on an LV (xvdc): a VG on two loop PVs, so the LV can
+# move.  dom0 has no udev: LVM makes its own device nodes (overlay /etc).
+mkdir -p /etc/lvm /run/lock/lvm
+cat > /etc/lvm/lvm.conf <<'EOC'
+devices { obtain_device_list_from_udev = 0 external_device_info_source = "none" use_devicesfile = 0 }
+activation { udev_sync = 0 udev_rules = 0 monitoring = 0 }
+global { use_lvmpolld = 0 locking_dir = "/run/lock/lvm" }
+backup { backup = 0 archive = 0 }
+EOC
+truncate -s 96M /tmp/pv1.img /tmp/pv2.img
+export LAB_PV1=$(losetup -f --show /tmp/pv1.img) LAB_PV2=$(losetup -f --show /tmp/pv2.img)
+export LAB_VG=vgx LAB_LV=lv1
+LVMDISK=
+if lvm pvcreate -q $LAB_PV1 $LAB_PV2 && lvm vgcreate -q $LAB_VG $LAB_PV1 $LAB_PV2 &&
+   lvm lvcreate -q -y -L 32M -n $LAB_LV $LAB_VG $LAB_PV1 && [ -b /dev/$LAB_VG/$LAB_LV ]; then
+  LVMDISK=", 'phy:/dev/$LAB_VG/$LAB_LV,xvdc,w'"
+  say "ok - LVM in dom0: $LAB_VG/$LAB_LV (32 MiB) on $LAB_PV1, second PV $LAB_PV2"
+else
+  say "not ok - LVM in dom0 (pvcreate/vgcreate/lvcreate on loop devices)"; export LAB_VG=
+fi
 cat > /tmp/du1.cfg <<EOC
 name = "du1"
 type = "pv"
@@ -21,7 +41,7 @@ ramdisk = "/share/domU.cpio.gz"
 extra = "console=hvc0 rdinit=/init quiet"
 memory = 192
 vcpus = 1
-disk = [ 'format=raw,vdev=xvda,access=rw,target=$LAB_IMG' ]
+disk = [ 'format=raw,vdev=xvda,access=rw,target=$LAB_IMG'$LVMDISK ]
 on_crash = "preserve"
 EOC
 t0=$(now)

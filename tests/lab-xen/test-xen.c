@@ -436,6 +436,100 @@ static void t_detach(void)
   if (v) vstor_close(v);
 }
 
+static char *run_out(const char *cmd)
+{
+  FILE *f = popen(cmd, "r");
+  if (!f) return strdup("");
+  char buf[1024];
+  size_t n = fread(buf, 1, sizeof buf - 1, f);
+  buf[n] = 0;
+  pclose(f);
+  return strdup(buf);
+}
+
+/* A phy: vbd on an LV: extend through lvextend, move it to the other PV
+ * under the running guest (mirror + pivot delegated to the LVM backend),
+ * then a crash-consistent LVM snapshot. */
+static void t_lvm(void)
+{
+  const char *vg = getenv("LAB_VG"), *lv = getenv("LAB_LV"), *pv2 = getenv("LAB_PV2");
+  if (!vg || !*vg || !lv || !pv2) {
+    check(false, "LVM vbd: no VG in dom0");
+    return;
+  }
+  long ms = wait_guest_size("xvdc", 32ull << 20, 30000);
+  check(ms >= 0, "the domU sees xvdc (phy:/dev/%s/%s)", vg, lv);
+  char uri[64];
+  snprintf(uri, sizeof uri, "xen:%s/xvdc", DOM);
+  vstor_vol *v = NULL;
+  int r = vstor_open(C, uri, 0, &v);
+  check(r == 0, "open %s", uri);
+  if (r) return;
+  print_layers(v);
+  const vstor_layer *st = layer_by_role(v, "storage"), *ex = layer_by_role(v, "exposure");
+  char want[64];
+  snprintf(want, sizeof want, "%s/%s", vg, lv);
+  check(st && !strcmp(vstor_layer_type(st), "lvm") && !strcmp(vstor_layer_path(st), want) && ex &&
+        !strcmp(vstor_layer_type(ex), "dm"), "layers: lvm %s, dm exposure, xen-vbd", want);
+  vstor_report *rep = NULL;
+  uint64_t t0 = now_ms();
+  r = vstor_extend(v, 48ull << 20, NULL, 0, &rep);
+  uint64_t t1 = now_ms();
+  if (rep) print_report(rep);
+  figure("lvm_extend_call_ms", (double)(t1 - t0));
+  uint64_t sz = 0;
+  check(r == 0 && vstor_vol_size(v, &sz) == 0 && sz == 48ull << 20, "extend the LV vbd 32 -> 48 MiB (lvextend, blkback)");
+  vstor_report_free(rep); rep = NULL;
+  ms = wait_guest_size("xvdc", 48ull << 20, 60000);
+  if (ms >= 0) figure("lvm_extend_to_guest_ms", (double)(t1 - t0 + (uint64_t)ms));
+  check(ms >= 0, "the domU sees xvdc at 48 MiB");
+
+  char *why = NULL;
+  r = vstor_vol_can(v, VSTOR_OP_MIRROR, 0, &why);
+  check(r == 1, "can mirror (delegated to the LVM backend)%s%s", why ? ": " : "", why ? why : "");
+  free(why);
+  vstor_job *job = NULL;
+  t0 = now_ms();
+  r = vstor_mirror(v, pv2, NULL, 0, &job, &rep);
+  if (rep) print_report(rep);
+  vstor_report_free(rep); rep = NULL;
+  check(r == 0 && job, "mirror %s to PV %s started", want, pv2);
+  if (job) {
+    r = vstor_job_wait(job, 120000, 0);
+    figure("lvm_move_ready_ms", (double)(now_ms() - t0));
+    check(r == 0 && vstor_job_state(job) == VSTOR_JOB_READY, "move READY");
+    r = vstor_job_pivot(job, 0);
+    check(r == 0 && vstor_job_state(job) == VSTOR_JOB_PIVOTED, "pivot: %s", r ? vstor_last_error() : "PIVOTED");
+    figure("lvm_move_total_ms", (double)(now_ms() - t0));
+    vstor_job_free(job);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "LVM_SUPPRESS_FD_WARNINGS=1 lvm lvs --noheadings -o devices %s 2>&1", want);
+    char *dev = run_out(cmd);
+    check(strstr(dev, pv2) != NULL, "the LV is now on %s (%s)", pv2, dev);
+    free(dev);
+    check(dom_paused() == 0 && guest_advances(15000), "the domU runs on after the move");
+    long t; uint64_t gs;
+    check(guest_line("xvdc", &t, &gs) && gs == 48ull << 20, "the domU still reads xvdc (48 MiB) after the move");
+  }
+
+  vstor_opts *o = vstor_opts_new();
+  vstor_opts_set_snapshot_size(o, 16ull << 20);
+  char dest[64];
+  snprintf(dest, sizeof dest, "lvm:%s/snap1", vg);
+  r = vstor_snapshot(v, dest, o, VSTOR_SNAPSHOT_CRASH_CONSISTENT, &rep);
+  if (rep) print_report(rep);
+  char snapdev[64];
+  snprintf(snapdev, sizeof snapdev, "/dev/%s/snap1", vg);
+  check(r == 0 && rep && vstor_report_consistency(rep) == VSTOR_CONSISTENT_CRASH && access(snapdev, F_OK) == 0,
+        "pause + LVM snapshot %s + unpause: crash-consistent, paused %.1f ms", dest,
+        rep ? vstor_report_frozen_us(rep) / 1000.0 : 0.0);
+  if (rep && r == 0) figure("lvm_snapshot_paused_ms", vstor_report_frozen_us(rep) / 1000.0);
+  check(dom_paused() == 0 && guest_advances(15000), "the domU runs after the LVM snapshot");
+  vstor_report_free(rep);
+  vstor_opts_free(o);
+  vstor_close(v);
+}
+
 static void logfn(void *o, int level, const char *msg)
 {
   (void)o;
@@ -469,6 +563,7 @@ int main(void)
     t_killed_paused();
     vstor_close(v);
   }
+  t_lvm();
   t_errors();
   t_detach();
   libxl_ctx_free(XL);

@@ -507,6 +507,12 @@ static int xen_available(vstor_ctx *ctx, int op, char **why)
   return 1;
 }
 
+static bool lower_is_lvm(vstor_vol *vol)
+{
+  return vol->lower && !strcmp(vol->lower->ops->name, "lvm") && vol->lower->ops->mirror_prepare &&
+         vol->lower->ops->job_run;
+}
+
 __attribute__((format(printf, 2, 3)))
 static int no(char **why, const char *fmt, ...)
 {
@@ -564,10 +570,10 @@ static int xen_can(vstor_vol *vol, int op, unsigned flags, char **why)
                                                        flags | VSTOR_SNAPSHOT_CRASH_CONSISTENT, why) : 1;
   case VSTOR_OP_MIRROR:
   case VSTOR_OP_PIVOT:
-    if (vol->lower && !strcmp(vol->lower->ops->name, "lvm"))
-      return no(why, "%s: blkback has no live copy; the storage is an LV: move it with the LVM "
-                "backend (lvm:%s), which keeps the device the guest uses", p->label,
-                p->pdev ? p->pdev : "VG/LV");
+    /* An LV moves under blkback (pvmove keeps the dm device the guest's
+     * vbd holds): delegate to the LVM backend. */
+    if (lower_is_lvm(vol) && p->be_domid == 0)
+      return vol->lower->ops->can ? vol->lower->ops->can(vol->lower, op, flags, why) : 1;
     return no(why, "%s: Xen's blkback has no live copy (mirror/pivot need a %s backend that "
               "supports it; this disk is %s on %s)", p->label, "storage",
               kind_name(p->be_kind), p->pdev ? p->pdev : "?");
@@ -845,19 +851,53 @@ static int xen_snapshot(vstor_vol *vol, const char *dest, const struct vstor_opt
   return 0;
 }
 
-/* ---- mirror: refused with the reason can() gives ------------------ */
+/* ---- mirror: delegated to an LVM lower layer, else refused ---------- */
+
+/* The LVM backend's job functions work on job->priv (set by its
+ * mirror_prepare) and use job->vol only to journal and refresh, so they
+ * run unchanged on our job.  Their ops table is static in the lvm module:
+ * remembered here so a refresh that reopens vol->lower mid-job is safe. */
+static const struct vstor_backend_ops *lvm_ops;
 
 static int xen_mirror_prepare(vstor_vol *vol, vstor_job *job, unsigned flags, vstor_report *rep)
 {
-  (void)job; (void)rep;
-  return refuse(vol, VSTOR_OP_MIRROR, flags) < 0 ? -1
-       : vstor_err(VSTOR_E_INTERNAL, 0, "xen: mirror unexpectedly allowed");
+  struct xpriv *p = vol->priv;
+  if (find_domain(p) < 0 || find_disk(p) < 0) return -1;
+  if (refuse(vol, VSTOR_OP_MIRROR, flags) < 0) return -1;
+  if (!lower_is_lvm(vol)) return vstor_err(VSTOR_E_INTERNAL, 0, "xen: mirror unexpectedly allowed");
+  lvm_ops = vol->lower->ops;
+  vu_step(rep, "xen-vbd", "keep the vbd", VSTOR_STEP_SKIPPED, 0,
+          "%s: blkback keeps %s open; the LV moves underneath it", p->label, p->node ? p->node : p->pdev);
+  return lvm_ops->mirror_prepare(vol->lower, job, flags, rep);
 }
 
 static int xen_job_run(vstor_job *job)
 {
-  (void)job;
-  return vstor_err(VSTOR_E_NOTSUP, 0, "xen: no live copy");
+  return lvm_ops ? lvm_ops->job_run(job) : vstor_err(VSTOR_E_INTERNAL, 0, "xen: no delegate");
+}
+
+static int xen_job_pivot(vstor_job *job)
+{
+  if (!lvm_ops || !lvm_ops->job_pivot)
+    return vstor_err(VSTOR_E_NOTSUP, 0, "xen: pivot not supported by the storage backend");
+  return lvm_ops->job_pivot(job);
+}
+
+static int xen_job_complete(vstor_job *job)
+{
+  if (!lvm_ops || !lvm_ops->job_complete)
+    return vstor_err(VSTOR_E_NOTSUP, 0, "xen: complete not supported by the storage backend");
+  return lvm_ops->job_complete(job);
+}
+
+static int xen_job_cancel(vstor_job *job)
+{
+  return lvm_ops && lvm_ops->job_cancel ? lvm_ops->job_cancel(job) : 0;
+}
+
+static void xen_job_free(vstor_job *job)
+{
+  if (lvm_ops && lvm_ops->job_free) lvm_ops->job_free(job);
 }
 
 /* ---- recover -------------------------------------------------------- */
@@ -868,6 +908,18 @@ static int xen_recover(vstor_ctx *ctx, const struct vstor_jrec *rec, vstor_repor
   const char *paused = vstor_host->jrec_get(rec, "paused");
   const char *dom = vstor_host->jrec_get(rec, "domid");
   const char *uuid = vstor_host->jrec_get(rec, "uuid");
+  const char *vg = vstor_host->jrec_get(rec, "lvm_vg"), *lv = vstor_host->jrec_get(rec, "lvm_lv");
+  if (op && !strcmp(op, "mirror") && vg && lv) {
+    /* a move the LVM backend journalled under our volume: hand it back */
+    char *u = vu_asprintf("lvm:%s/%s", vg, lv);
+    vstor_vol *lo = NULL;
+    int r = vstor_host->open_lower(ctx, u, 0, &lo);
+    free(u);
+    if (r < 0) return -1;
+    r = lo->ops->recover ? lo->ops->recover(ctx, rec, rep) : 0;
+    vstor_host->close_lower(lo);
+    return r;
+  }
   if (!op || strcmp(op, "snapshot") || !paused || strcmp(paused, "1") || !dom || !uuid) {
     vu_step(rep, "xen-vbd", "nothing to undo", VSTOR_STEP_SKIPPED, 0, "%s record: no pause pending",
             op ? op : "?");
@@ -918,6 +970,10 @@ static const struct vstor_backend_ops xen_ops = {
   .snapshot = xen_snapshot,
   .mirror_prepare = xen_mirror_prepare,
   .job_run = xen_job_run,
+  .job_pivot = xen_job_pivot,
+  .job_complete = xen_job_complete,
+  .job_cancel = xen_job_cancel,
+  .job_free = xen_job_free,
   .recover = xen_recover,
 };
 
