@@ -82,8 +82,9 @@ const char *vstor_version(void);
  *  vstor_ctx_free().  Returns NULL on error. */
 vstor_ctx *vstor_ctx_new(unsigned flags);
 /** Free a context.  Volumes and jobs opened from it must be freed first;
- *  freeing a context with live volumes is refused (returns without
- *  freeing and logs an error) rather than leaving dangling handles. */
+ *  freeing a context with live volumes is refused rather than leaving
+ *  dangling handles: nothing is freed and the thread's last error is
+ *  STATE.  NULL is accepted. */
 void vstor_ctx_free(vstor_ctx *ctx);
 /** Set the state directory (lock files, operation journal).  Absolute
  *  path; created (mode 0700) on first use. */

@@ -124,14 +124,22 @@ VSTOR_API int vstor_backend_can(vstor_ctx *ctx, const char *name, int op, char *
   if (!ctx || !name) return vstor__error(VSTOR_E_INVAL, EINVAL, "NULL argument");
   if (op < -1 || op >= VSTOR_OP__COUNT)
     return vstor__error(VSTOR_E_INVAL, EINVAL, "unknown operation %d", op);
+  int c0, e0;
+  char *m0;
+  vstor__error_get(&c0, &e0, &m0);
   const struct vstor_backend_ops *ops = vstor__backend_get(ctx, name);
   if (!ops) {
     if (vstor_last_code() == VSTOR_E_NOTSUP) {
+      /* "no" is an answer, not a failure: the last error stays as it was */
       if (why) *why = vu_strdup(vstor_last_error() + strlen("vstor_backend_can: "));
+      vstor__error_set_raw(c0, e0, m0);
+      free(m0);
       return 0;
     }
+    free(m0);
     return -1;
   }
+  free(m0);
   if (!ops->available) return 1;
   return ops->available(ctx, op, why);
 }

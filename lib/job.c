@@ -218,12 +218,14 @@ static int finish(vstor_job *job, const char *name, int (*fn)(vstor_job *), int 
 
 VSTOR_API int vstor_job_pivot(vstor_job *job, unsigned flags)
 {
+  ENTER("vstor_job_pivot");
   if (job && vstor__check_flags(flags, 0, "flags") < 0) return -1;
   return finish(job, "vstor_job_pivot", job ? job->vol->ops->job_pivot : NULL, VSTOR_JOB_PIVOTED);
 }
 
 VSTOR_API int vstor_job_complete(vstor_job *job, unsigned flags)
 {
+  ENTER("vstor_job_complete");
   if (job && vstor__check_flags(flags, 0, "flags") < 0) return -1;
   return finish(job, "vstor_job_complete", job ? job->vol->ops->job_complete : NULL,
                 VSTOR_JOB_COMPLETED);

@@ -18,9 +18,12 @@ void vstor__uri_free(struct vstor_uri *u)
   free(u);
 }
 
+static int norm_access(const char *text, char **acc);
+
 static int bad(const char *text, const char *why)
 {
-  return vstor__error(VSTOR_E_INVAL, EINVAL, "invalid URI \"%s\": %s", text, why);
+  char shown[128];
+  return vstor__error(VSTOR_E_INVAL, EINVAL, "invalid URI \"%s\": %s", vu_shown(text, shown), why);
 }
 
 static bool has_ctl(const char *s)
@@ -188,6 +191,7 @@ static int parse_dom_disk(const char *text, const char *s, struct vstor_uri *u,
     const char *keys[] = { "uri", "mode", NULL };
     char **dst[] = { &u->conn, &u->access };
     if (parse_query(text, q ? q + 1 : NULL, u, keys, dst) < 0) return -1;
+    if (u->access && norm_access(text, &u->access) < 0) return -1;
     if (!u->conn) u->conn = vu_strdup("qemu:///system");
   } else if (q) return bad(text, "xen: URIs take no query");
   return 0;
@@ -204,6 +208,12 @@ static int parse_rbd(const char *text, const char *s, struct vstor_uri *u)
     *at = 0;
     if (!at[1]) { free(body); return bad(text, "empty snapshot name after '@'"); }
     u->snap = vu_strdup(at + 1);
+  }
+  int slashes = 0;
+  for (const char *c = body; *c; c++) slashes += *c == '/';
+  if (slashes > 2) {
+    free(body);
+    return bad(text, "expected rbd:POOL[/NAMESPACE]/IMAGE[@SNAP] (too many '/')");
   }
   char *parts[3];
   int np = 0;
@@ -391,8 +401,10 @@ int vstor__uri_parse(const char *text, struct vstor_uri **out)
   if (has_ctl(text)) return bad(text, "control characters (newline, tab...) are not allowed");
   struct vstor_uri *u = vu_calloc(1, sizeof *u);
   int r;
-  if (text[0] == '/') r = parse_path(text, text, u);
-  else if (looks_like_spec(text)) r = parse_spec(text, u);
+  /* a comma makes it a disk spec, even with an absolute target
+   * ("/dev/vg/lv,,hda"); a path holding commas is named with target= */
+  if (looks_like_spec(text)) r = parse_spec(text, u);
+  else if (text[0] == '/') r = parse_path(text, text, u);
   else if (!strncmp(text, "file://", 7)) r = parse_path(text, text + 7, u);
   else if (!strncmp(text, "file:", 5)) r = parse_path(text, text + 5, u);
   else if (!strncmp(text, "loop:", 5)) {

@@ -60,6 +60,30 @@ char *vu_human_size(uint64_t b)
   return i ? vu_asprintf("%.1f %s", v, u[i]) : vu_asprintf("%llu B", (unsigned long long)b);
 }
 
+const char *vu_shown(const char *text, char out[128])
+{
+  size_t i = 0;
+  for (; text[i] && i < 124; i++)
+    out[i] = (unsigned char)text[i] < 0x20 || text[i] == 0x7f ? '?' : text[i];
+  strcpy(out + i, text[i] ? "..." : "");
+  return out;
+}
+
+char *vu_last_error_body(void)
+{
+  int c, e;
+  char *m = vstor_host->error_get(&c, &e);
+  if (!m) return vu_strdup("unknown error");
+  const char *b = m;
+  if (!strncmp(m, "vstor_", 6) || !strncmp(m, "libvstor", 8)) {
+    const char *sep = strstr(m, ": ");
+    if (sep) b = sep + 2;
+  }
+  char *r = vu_strdup(b);
+  free(m);
+  return r;
+}
+
 vstor_report *vu_report_new(void)
 {
   return vu_calloc(1, sizeof(vstor_report));

@@ -21,6 +21,12 @@ __attribute__((format(printf, 1, 2))) char *vu_asprintf(const char *fmt, ...);
 void *vu_calloc(size_t n, size_t sz);           /* aborts on OOM */
 uint64_t vu_now_us(void);                       /* CLOCK_MONOTONIC */
 char *vu_human_size(uint64_t bytes);            /* "1.5 GiB", malloc'd */
+/* A copy of the thread's last error message without its "vstor_call: "
+ * prefix, to embed it in a wider message. */
+char *vu_last_error_body(void);
+/* Outside text as an error message shows it: control characters as '?',
+ * cut after 124 characters with "...".  Returns out (128 bytes). */
+const char *vu_shown(const char *text, char out[128]);
 
 /* ---- reports and layers -------------------------------------------- */
 vstor_report *vu_report_new(void);

@@ -137,6 +137,15 @@ VSTOR_API int vstor_vol_can(vstor_vol *v, int op, unsigned flags, char **why)
   if (why) *why = NULL;
   if (op < 0 || op >= VSTOR_OP__COUNT)
     return vstor__error(VSTOR_E_INVAL, EINVAL, "unknown operation %d", op);
+  /* the flags the operation itself would accept */
+  static const unsigned allowed[VSTOR_OP__COUNT] = {
+    [VSTOR_OP_EXTEND] = VSTOR_EXTEND_PREALLOC | VSTOR_EXTEND_RESIZE_FS,
+    [VSTOR_OP_EXTEND_ONLINE] = VSTOR_EXTEND_PREALLOC | VSTOR_EXTEND_RESIZE_FS,
+    [VSTOR_OP_SNAPSHOT] = VSTOR_SNAPSHOT_CRASH_CONSISTENT | VSTOR_SNAPSHOT_NO_REFLINK,
+    [VSTOR_OP_MIRROR] = VSTOR_MIRROR_SHALLOW | VSTOR_MIRROR_REUSE_DEST | VSTOR_MIRROR_VERIFY,
+    [VSTOR_OP_PIVOT] = VSTOR_MIRROR_SHALLOW | VSTOR_MIRROR_REUSE_DEST | VSTOR_MIRROR_VERIFY,
+  };
+  if (vstor__check_flags(flags, allowed[op] | VSTOR_DRY_RUN, "flags") < 0) return -1;
   if ((v->flags & VSTOR_OPEN_READONLY) && op != VSTOR_OP_FREEZE) {
     if (why) *why = vu_strdup("the volume was opened read-only");
     return 0;

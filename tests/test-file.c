@@ -122,7 +122,9 @@ static void extend_fs(const char *fstype, bool expect_fs_grow)
   snprintf(name, sizeof name, "ext-%s.img", fstype);
   char *img = mkimage(xpool, name, 320, fstype, true, &loop, true, &mnt);
   assert_int_equal(sh("dd if=/dev/urandom of='%s/data' bs=1M count=8 status=none && sync", mnt), 0);
-  char *sum = sha256(strcat(strcpy(calloc(1, 512), mnt), "/data"));
+  char dpath[512];
+  snprintf(dpath, sizeof dpath, "%s/data", mnt);
+  char *sum = sha256(dpath);
   uint64_t before = fs_total(mnt);
   vstor_ctx *c = test_ctx();
   vstor_vol *v = open_ok(c, img);
@@ -145,7 +147,7 @@ static void extend_fs(const char *fstype, bool expect_fs_grow)
     assert_int_equal(vstor_report_step_status(rep, 2), VSTOR_STEP_FAILED);
     assert_int_equal(fs_total(mnt), before);
   }
-  char *sum2 = sha256(strcat(strcpy(calloc(1, 512), mnt), "/data"));
+  char *sum2 = sha256(dpath);
   assert_string_equal(sum, sum2);
   vstor_report_free(rep);
   vstor_close(v);

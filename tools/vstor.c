@@ -661,6 +661,7 @@ int main(int argc, char **argv)
   uint64_t speed = 0;
   const char *then = NULL;
   int ch;
+  setvbuf(stdout, NULL, _IOLBF, 0);  /* progress lines reach pipes as they happen */
   /* GNU getopt permutes: options may come before or after the command */
   while ((ch = getopt_long(argc, argv, "nqhV", opts, NULL)) != -1) {
     switch (ch) {

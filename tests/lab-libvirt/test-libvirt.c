@@ -249,9 +249,14 @@ static void print_report(const vstor_report *r)
            vstor_report_step_detail(r, i) ? vstor_report_step_detail(r, i) : "");
 }
 
-#define WRITER_START "echo $$ > /tmp/writer.pid; i=0; while :; do i=$((i+1)); echo line $i >> /mnt/a/log; " \
-                     "dd if=/dev/urandom of=/mnt/a/w bs=64k count=4 conv=notrunc 2>/dev/null; done"
-#define WRITER_STOP "kill $(cat /tmp/writer.pid) 2>/dev/null; sleep 0.3; sync"
+/* The writer stops itself between writes when asked (killing its shell
+ * would leave a running dd writing after the checksums were taken). */
+#define WRITER_START "rm -f /tmp/writer.stop /tmp/writer.done; i=0; while [ ! -e /tmp/writer.stop ]; do " \
+                     "i=$((i+1)); echo line $i >> /mnt/a/log; " \
+                     "dd if=/dev/urandom of=/mnt/a/w bs=64k count=4 conv=notrunc 2>/dev/null; done; " \
+                     "touch /tmp/writer.done"
+#define WRITER_STOP "touch /tmp/writer.stop; n=0; while [ ! -e /tmp/writer.done ] && [ $n -lt 300 ]; do " \
+                    "sleep 0.1; n=$((n+1)); done; sync"
 #define SUMS "sync; echo 3 > /proc/sys/vm/drop_caches; cd /mnt/a && sha256sum f log w | sha256sum"
 
 /* ---- the tests ------------------------------------------------------ */

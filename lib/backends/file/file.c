@@ -360,7 +360,7 @@ static int file_extend(vstor_vol *v, uint64_t size, const struct vstor_opts *o, 
     for (size_t i = 0; i < p->nloops; i++) {
       if (floop_set_capacity(p->loops[i].dev) < 0) {
         int c = vstor_last_code(), e = vstor_last_errno();
-        char *m = vu_strdup(vstor_last_error());
+        char *m = vu_last_error_body();
         vu_step_set(rep, s_loop + i, VSTOR_STEP_FAILED, m);
         /* nothing above saw the new size yet: roll the file back */
         for (size_t j = 0; j < i; j++) floop_set_capacity(p->loops[j].dev);
@@ -382,7 +382,7 @@ static int file_extend(vstor_vol *v, uint64_t size, const struct vstor_opts *o, 
   if (resize_fs) {
     vstor_fault("file.extend.before-fs");
     if (vu_fs_grow(fs, fdev, fmnt) < 0) {
-      char *m = vu_strdup(vstor_last_error());
+      char *m = vu_last_error_body();
       int e = vstor_last_errno();
       vu_step_set(rep, s_fs, VSTOR_STEP_FAILED, m);
       vstor_host->jrec_end(jr);
@@ -512,7 +512,7 @@ static int file_snapshot(vstor_vol *v, const char *dest, const struct vstor_opts
     vstor_host->jrec_set(jr, "frozen", mnt);
     if (vu_freeze(&fz, mnt, o->freeze_timeout_ms) < 0) {
       if (!crash_ok) {
-        char *m = vu_strdup(vstor_last_error());
+        char *m = vu_last_error_body();
         vu_step_set(rep, s_freeze, VSTOR_STEP_FAILED, m);
         vstor_err(VSTOR_E_NOTSUP, vstor_last_errno(), "%s: cannot quiesce %s (%s); ask for a "
                   "crash-consistent snapshot to take it anyway", p->path, mnt, m);
@@ -531,7 +531,7 @@ static int file_snapshot(vstor_vol *v, const char *dest, const struct vstor_opts
   const char *method = "sparse-copy";
   if (try_reflink && vu_reflink(p->fd, dfd) == 0) method = "reflink";
   else if (vu_sparse_copy(p->fd, dfd, size, NULL) < 0) {
-    char *m = vu_strdup(vstor_last_error());
+    char *m = vu_last_error_body();
     int c = vstor_last_code(), e = vstor_last_errno();
     vu_step_set(rep, s_clone, VSTOR_STEP_FAILED, m);
     if (fz.frozen) vu_thaw(&fz);
