@@ -70,6 +70,17 @@ if [ -n "${LAB_TEST:-}" ]; then
   done
   fig "test_program_s $(echo "$(now) - $t1" | bc)"
 fi
+if [ -n "${LAB_VSTOR:-}" ]; then
+  t1=$(now)
+  bash /share/cli.sh "$LAB_VSTOR" | while IFS= read -r l; do
+    case $l in
+      "ok - "*) say "ok - cli: ${l#ok - }" ;;
+      "not ok - "*) say "not ok - cli: ${l#not ok - }" ;;
+      *) echo "$l" ;;
+    esac
+  done
+  fig "cli_s $(echo "$(now) - $t1" | bc)"
+fi
 t2=$(now)
 xl destroy du1 && say "ok - xl destroy du1" || say "not ok - xl destroy du1"
 fig "destroy_s $(echo "$(now) - $t2" | bc)"

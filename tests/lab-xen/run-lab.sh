@@ -5,7 +5,8 @@
 #
 # Usage: run-lab.sh [PROGRAM [ARGS...]]   (PROGRAM: absolute host path)
 # Environment: VSTOR_LAB_DIR (cache, default /var/tmp/vstor-lab), TMO
-# (QEMU bound, default 480 s), VSTOR_BACKEND_DIR (passed to dom0).
+# (QEMU bound, default 480 s), VSTOR_BACKEND_DIR (passed to dom0), LAB_VSTOR
+# (the vstor CLI: test-cli.sh runs it in dom0 after PROGRAM).
 # Exit status 0 only if every check passed; a failed boot is a failure.
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -20,11 +21,13 @@ KVER=$(cat "$XL/kver")
 RUN=$(mktemp -d "$XL/runs/$(date +%Y%m%d-%H%M%S).XXXX")
 ls -dt "$XL"/runs/*/ 2>/dev/null | tail -n +4 | xargs -r rm -rf
 cp "$HERE/dom0-init.sh" "$RUN/stage2.sh"; cp "$HERE/dom0-scenario.sh" "$RUN/scenario.sh"
+cp "$HERE/test-cli.sh" "$RUN/cli.sh"
 cp "$XL/vmlinuz" "$XL/domU.cpio.gz" "$RUN/"
 : > "$RUN/results"; : > "$RUN/figures"
 {
   printf 'LAB_TEST=%q\n' "${1:-}"
   [ -n "${VSTOR_BACKEND_DIR:-}" ] && printf 'VSTOR_BACKEND_DIR=%q\n' "$VSTOR_BACKEND_DIR"
+  [ -n "${LAB_VSTOR:-}" ] && printf 'LAB_VSTOR=%q\n' "$LAB_VSTOR"
   printf 'VSTOR_STATE_DIR=/tmp/vstor-state\n'
 } > "$RUN/env"
 [ $# -gt 0 ] && shift

@@ -512,6 +512,39 @@ static void t_lvm(void)
     check(guest_line("xvdc", &t, &gs) && gs == 48ull << 20, "the domU still reads xvdc (48 MiB) after the move");
   }
 
+  /* Killed in the pivot (after READY): the record the LVM backend
+   * journalled under the xen volume goes back to the LVM backend on
+   * recover, which finishes the move the caller had asked to pivot. */
+  const char *pv1 = getenv("LAB_PV1");
+  fflush(stdout);
+  pid_t pid = fork();
+  if (pid == 0) {
+    setenv("VSTOR_FAULT", "lvm-mirror-before-pivot", 1);
+    vstor_ctx *c = vstor_ctx_new(0);
+    vstor_vol *cv = NULL;
+    vstor_job *cj = NULL;
+    if (!c || vstor_open(c, uri, 0, &cv) < 0 || vstor_mirror(cv, pv1, NULL, 0, &cj, NULL) < 0 ||
+        vstor_job_wait(cj, 120000, 0) < 0)
+      _exit(3);
+    vstor_job_pivot(cj, 0);
+    _exit(4);
+  }
+  int wst;
+  waitpid(pid, &wst, 0);
+  check(WIFSIGNALED(wst) && WTERMSIG(wst) == SIGKILL, "a second move (back to %s) killed in its pivot", pv1);
+  r = vstor_recover(C, 0, &rep);
+  if (rep) print_report(rep);
+  vstor_report_free(rep); rep = NULL;
+  char cmd2[320];
+  snprintf(cmd2, sizeof cmd2, "LVM_SUPPRESS_FD_WARNINGS=1 lvm lvs --noheadings -o devices %s 2>&1; "
+           "LVM_SUPPRESS_FD_WARNINGS=1 lvm lvs --noheadings -a -o name %s 2>&1", want, vg);
+  char *lvs = run_out(cmd2);
+  check(r == 0 && strstr(lvs, pv1) && !strstr(lvs, pv2) && !strstr(lvs, "pvmove"),
+        "vstor_recover (forwarded to the LVM backend) finished the interrupted pivot: LV on %s", pv1);
+  printf("# lvs: %s\n", lvs);
+  free(lvs);
+  check(dom_paused() == 0 && guest_advances(15000), "the domU runs on after the recovered move");
+
   vstor_opts *o = vstor_opts_new();
   vstor_opts_set_snapshot_size(o, 16ull << 20);
   char dest[64];
