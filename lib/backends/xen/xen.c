@@ -85,7 +85,8 @@ static void xlog_vmessage(xentoollog_logger *lg, xentoollog_level level, int err
       snprintf(l->last, sizeof l->last, "%s", msg);
   }
   if (level >= XTL_DETAIL)
-    vstor_log(l->ctx, lvl, "xen: %s%s%s", context ? context : "", context ? ": " : "", l->last[0] && level >= XTL_ERROR ? l->last : msg);
+    vstor_log(l->ctx, lvl, "xen: %s%s%s", context ? context : "", context ? ": " : "",
+              level >= XTL_ERROR ? l->last : msg);
 }
 
 static void xlog_progress(xentoollog_logger *lg, const char *context, const char *doing,
@@ -178,6 +179,9 @@ static void xpriv_free(struct xpriv *p)
   free(p);
 }
 
+/* Forget libxl's last error before a call whose failure we report. */
+static void xclear(struct xpriv *p) { p->c->log.last[0] = 0; }
+
 static const char *xerr_text(struct xpriv *p)
 {
   return p->c->log.last[0] ? p->c->log.last : "see the libxl log";
@@ -261,6 +265,7 @@ static int find_disk(struct xpriv *p)
   libxl_device_disk *d = &dl[idx];
   libxl_diskinfo info;
   libxl_diskinfo_init(&info);
+  xclear(p);
   int rc = libxl_device_disk_getinfo(xl, p->domid, d, &info);
   if (rc != 0) {
     vstor_err(VSTOR_E_BACKEND, 0, "%s: libxl_device_disk_getinfo failed (%d): %s", p->label, rc,
@@ -368,8 +373,8 @@ static int xen_layers(vstor_vol *vol)
   bool raw = p->format == LIBXL_DISK_FORMAT_RAW;
   if (p->pdev && *p->pdev && p->pdev[0] == '/' && raw && p->be_domid == 0) {
     struct stat st;
-    char *u = stat(p->pdev, &st) == 0 && S_ISREG(st.st_mode) ? vu_asprintf("file:%s", p->pdev)
-                                                                : vu_strdup(p->pdev);
+    bool is_file = stat(p->pdev, &st) == 0 && S_ISREG(st.st_mode);
+    char *u = is_file ? vu_asprintf("file:%s", p->pdev) : vu_strdup(p->pdev);
     vstor_vol *lo = NULL;
     char *saved_msg = NULL;
     int sc = 0, se = 0;
@@ -387,7 +392,7 @@ static int xen_layers(vstor_vol *vol)
       vstor_log(vol->ctx, VSTOR_LOG_INFO, "%s: storage %s not opened: %s", p->label, u,
                 vstor_last_error() ? vstor_last_error() : "?");
       vstor_host->error_set(sc, se, saved_msg);
-      struct vstor_layer *l = vu_layer_add(vol, "storage", S_ISREG(st.st_mode) ? "file" : "block",
+      struct vstor_layer *l = vu_layer_add(vol, "storage", is_file ? "file" : "block",
                                            p->pdev, 0);
       vu_layer_prop(l, "opened", "no");
     }
@@ -776,6 +781,7 @@ static int xen_snapshot(vstor_vol *vol, const char *dest, const struct vstor_opt
   }
   vstor_host->jrec_set(jr, "paused", "1");
   uint64_t t0 = vu_now_us();
+  xclear(p);
   int rc = libxl_domain_pause(p->c->xl, p->domid, NULL);
   if (rc != 0) {
     int st;
@@ -802,7 +808,10 @@ static int xen_snapshot(vstor_vol *vol, const char *dest, const struct vstor_opt
   int st = 0;
   bool released = guard_release(&g, &st);
   int urc = 0;
-  if (released) urc = libxl_domain_unpause(p->c->xl, p->domid, NULL);
+  if (released) {
+    xclear(p);
+    urc = libxl_domain_unpause(p->c->xl, p->domid, NULL);
+  }
   uint64_t t1 = vu_now_us();
   rep->frozen_us = t1 - t0;
   bool unpaused = released ? urc == 0 : WIFEXITED(st) && WEXITSTATUS(st) == 0;
