@@ -5,7 +5,7 @@
 #
 # Usage: run-lab.sh [PROGRAM [ARGS...]]   (PROGRAM: absolute host path)
 # Environment: VSTOR_LAB_DIR (cache, default /var/tmp/vstor-lab), TMO
-# (QEMU bound, default 480 s), VSTOR_BACKEND_DIR (passed to dom0), LAB_VSTOR
+# (QEMU bound, default 600 s), VSTOR_BACKEND_DIR (passed to dom0), LAB_VSTOR
 # (the vstor CLI: test-cli.sh runs it in dom0 after PROGRAM).
 # Exit status 0 only if every check passed; a failed boot is a failure.
 set -uo pipefail
@@ -42,7 +42,7 @@ t0=$(date +%s%N)
     fi
   done ) &
 watch=$!
-timeout "${TMO:-480}" qemu-system-x86_64 -accel tcg,thread=multi -cpu qemu64 -smp 2 -m 2048 \
+timeout "${TMO:-600}" qemu-system-x86_64 -accel tcg,thread=multi -cpu qemu64 -smp 2 -m 2048 \
   -nographic -monitor none -serial stdio -no-reboot -nodefaults \
   -kernel "$XL/xen" -append "$XENARGS" \
   -initrd "$XL/vmlinuz $DOM0ARGS,$XL/dom0-stage1.cpio.gz" \

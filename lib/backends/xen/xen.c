@@ -739,10 +739,20 @@ static int xen_snapshot(vstor_vol *vol, const char *dest, const struct vstor_opt
   if (find_domain(p) < 0 || find_disk(p) < 0) return -1;
   if (refuse(vol, VSTOR_OP_SNAPSHOT, flags) < 0) return -1;
   unsigned lf = (flags & ~(unsigned)VSTOR_DRY_RUN) | VSTOR_SNAPSHOT_CRASH_CONSISTENT;
-  /* Without writers (read-only vbd) nothing to pause. */
-  bool pause = p->readwrite;
+  /* Without writers (read-only vbd) nothing to pause.  An LV needs no
+   * pause either: lvcreate -s suspends the origin's dm device (in-flight
+   * I/O drained, new I/O queued) for the instant the snapshot is made, so
+   * the snapshot is one point in time of the guest's disk: crash-
+   * consistent exactly like a paused copy, without stopping the vCPUs for
+   * the seconds lvcreate takes (and LVM owns that suspend: a pause window
+   * running out in the middle of it could not be acted on). */
+  bool atomic = vol->lower && !strcmp(vol->lower->ops->name, "lvm");
+  bool pause = p->readwrite && !atomic;
   /* Check dest, space and plan before pausing anything. */
   size_t s_pause = rep->nsteps;
+  if (p->readwrite && atomic)
+    vu_step(rep, "xen-vbd", "no pause", VSTOR_STEP_SKIPPED, 0,
+            "%s: the LV snapshot is atomic (dm suspend of the origin during lvcreate)", p->label);
   if (pause)
     vu_step(rep, "xen-vbd", "pause the domain (libxl_domain_pause, guarded)", VSTOR_STEP_PLANNED, 1,
             "%s (domid %u), bounded by %u ms", p->name, p->domid, o->freeze_timeout_ms);
@@ -762,7 +772,8 @@ static int xen_snapshot(vstor_vol *vol, const char *dest, const struct vstor_opt
   if (dry) return 0;
   if (!pause) {
     r = vol->lower->ops->snapshot(vol->lower, dest, o, lf, rep);
-    if (r == 0) rep->consistency = VSTOR_CONSISTENT_IDLE;
+    if (r == 0) rep->consistency = p->readwrite ? VSTOR_CONSISTENT_CRASH : VSTOR_CONSISTENT_IDLE;
+    if (r == 0) xen_layers(vol);
     return r;
   }
   /* Journal first: a crash anywhere after this leaves a record that
