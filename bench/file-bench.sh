@@ -43,12 +43,13 @@ pool xb xfs 12G
 pool bt btrfs 12G
 
 echo "== 1. extend a loop-backed raw image (ms; median of 3)"
-printf '%-10s %14s %24s %10s\n' "growth" "vstor extend" "dd append + losetup -c" "speed-up"
+printf '%-10s %12s %14s %24s %10s\n' "growth" "vstor (CLI)" "(library call)" "dd append + losetup -c" "speed-up"
 for g in 2 8 100; do
-  v=(); h=()
+  v=(); vl=(); h=()
   for i in 1 2 3; do
     img=$W/big/e$g-$i.img; truncate -s 1G "$img"; l=$(losetup -f --show "$img")
-    t0=$(now); "$VSTOR" -q extend "$img" "+${g}G"; t1=$(now)
+    t0=$(now); us=$("$VSTOR" --json extend "$img" "+${g}G" | jq -r .elapsed_us); t1=$(now)
+    vl+=("$(echo "scale=3; $us / 1000" | bc)")
     [ "$(blockdev --getsize64 "$l")" = $(( (1 + g) << 30 )) ] || { echo "bench: loop not grown" >&2; exit 1; }
     v+=("$(ms "$t0" "$t1")")
     losetup -d "$l"; rm -f "$img"
@@ -60,14 +61,14 @@ for g in 2 8 100; do
       losetup -d "$l"; rm -f "$img"
     fi
   done
-  vm=$(printf '%s\n' "${v[@]}" | median)
+  vm=$(printf '%s\n' "${v[@]}" | median); vlm=$(printf '%s\n' "${vl[@]}" | median)
   if [ "$g" -le 8 ]; then
     hm=$(printf '%s\n' "${h[@]}" | median); [ "$g" = 8 ] && per_gib=$(echo "scale=3; $hm / 8" | bc)
     hs=$hm
   else
     hm=$(echo "scale=1; $per_gib * $g" | bc); hs="~$hm (extrap.)"
   fi
-  printf '%-10s %14s %24s %9sx\n' "+${g} GiB" "$vm" "$hs" "$(echo "scale=0; $hm / $vm" | bc)"
+  printf '%-10s %12s %14s %24s %9sx\n' "+${g} GiB" "$vm" "$vlm" "$hs" "$(echo "scale=0; $hm / $vm" | bc)"
 done
 
 echo

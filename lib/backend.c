@@ -38,6 +38,7 @@ const struct vstor_host vstor__host = {
   .job_speed = vstor__job_speed,
   .error_get = host_error_get,
   .error_set = vstor__error_set_raw,
+  .jrec_put = vstor__jrec_put,
 };
 
 /* The core's own copy of util_lib reaches the core directly. */

@@ -28,7 +28,7 @@
 #include <pthread.h>
 #include "vstor.h"
 
-#define VSTOR_BACKEND_ABI 2
+#define VSTOR_BACKEND_ABI 3
 
 /* ---- parsed URI (one parser: lib/uri.c) --------------------------- */
 struct vstor_uri {
@@ -166,7 +166,10 @@ struct vstor_host {
   unsigned abi;
   void (*verror)(int code, int errnum, const char *fmt, va_list ap);
   void (*vlog)(vstor_ctx *ctx, int level, const char *fmt, va_list ap);
-  /* Journal: begin a record for (vol, op); set keys durably; end removes it. */
+  /* Journal: begin a record for (vol, op) (in memory until the first
+   * jrec_set); jrec_put adds a key in memory; jrec_set adds one and writes
+   * the record durably (call it last, right before the irreversible step);
+   * end removes it. */
   struct vstor_jrec *(*jrec_begin)(vstor_vol *vol, const char *op);
   int (*jrec_set)(struct vstor_jrec *r, const char *key, const char *val);
   void (*jrec_end)(struct vstor_jrec *r);
@@ -187,6 +190,7 @@ struct vstor_host {
    * failed inside an operation that then succeeds leaves no trace. */
   char *(*error_get)(int *code, int *errnum);
   void (*error_set)(int code, int errnum, const char *msg);
+  void (*jrec_put)(struct vstor_jrec *r, const char *key, const char *val);
 };
 
 /* Set by the core for built-in backends, by vstor_backend_init() in a

@@ -47,6 +47,7 @@ int vstor__lock_reap(vstor_ctx *ctx, vstor_report *rep);
 /* journal */
 struct vstor_jrec *vstor__jrec_begin(vstor_vol *vol, const char *op);
 int vstor__jrec_set(struct vstor_jrec *r, const char *key, const char *val);
+void vstor__jrec_put(struct vstor_jrec *r, const char *key, const char *val);
 void vstor__jrec_end(struct vstor_jrec *r);
 const char *vstor__jrec_get(const struct vstor_jrec *r, const char *key);
 int vstor__jrec_parse(const char *text, size_t len, struct vstor_jrec **out);

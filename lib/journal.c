@@ -21,6 +21,7 @@
 
 struct vstor_jrec {
   vstor_ctx *ctx;
+  bool written;   /* on disk: end must remove it */
   char *dir, *path;
   size_t n;
   char **keys, **vals;
@@ -102,6 +103,7 @@ static int jwrite(struct vstor_jrec *r)
   if (rename(tmp, r->path) < 0) goto fail;
   if (fsync_dir(r->dir) < 0) goto fail;
   free(tmp);
+  r->written = true;
   return 0;
 fail:;
   int e = errno;
@@ -162,8 +164,7 @@ struct vstor_jrec *vstor__jrec_begin(vstor_vol *vol, const char *op)
   put(r, "pid", buf);
   snprintf(buf, sizeof buf, "%llu", proc_start(getpid()));
   put(r, "pstart", buf);
-  if (jwrite(r) < 0) { vstor__jrec_free(r); return NULL; }
-  return r;
+  return r;  /* durable from the first jrec_set: one write per step */
 }
 
 int vstor__jrec_set(struct vstor_jrec *r, const char *k, const char *v)
@@ -174,11 +175,18 @@ int vstor__jrec_set(struct vstor_jrec *r, const char *k, const char *v)
   return jwrite(r);
 }
 
+void vstor__jrec_put(struct vstor_jrec *r, const char *k, const char *v)
+{
+  if (r && key_ok(k)) put(r, k, v ? v : "");
+}
+
 void vstor__jrec_end(struct vstor_jrec *r)
 {
   if (!r) return;
-  unlink(r->path);
-  fsync_dir(r->dir);
+  if (r->written) {
+    unlink(r->path);
+    fsync_dir(r->dir);
+  }
   vstor__jrec_free(r);
 }
 
@@ -230,6 +238,7 @@ int vstor__jrec_load(vstor_ctx *ctx, const char *path, struct vstor_jrec **out)
     return -1;
   }
   (*out)->ctx = ctx;
+  (*out)->written = true;
   (*out)->path = vu_strdup(path);
   char *sl = strrchr(path, '/');
   (*out)->dir = strndup(path, (size_t)(sl - path));

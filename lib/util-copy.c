@@ -49,22 +49,27 @@ int vu_allocated(int fd, uint64_t size, uint64_t *bytes)
   return 0;
 }
 
-static int copy_range(int src, int dst, uint64_t off, uint64_t len)
+/* One copy's state: copy_file_range until the kernel says it cannot copy
+ * between these files (EXDEV across filesystems, ...), then read/write
+ * through one reused buffer. */
+struct copier { int src, dst; bool no_cfr; char *buf; };
+
+static int copy_range(struct copier *c, uint64_t off, uint64_t len)
 {
   while (len) {
-    loff_t io = (loff_t)off, oo = (loff_t)off;
-    ssize_t n = copy_file_range(src, &io, dst, &oo, len, 0);
-    if (n < 0 && (errno == EXDEV || errno == EINVAL || errno == ENOSYS ||
-                  errno == EOPNOTSUPP)) {
-      /* no in-kernel copy between these files: plain read/write */
-      char *buf = malloc(CHUNK);
-      if (!buf) return vstor_err(VSTOR_E_INTERNAL, ENOMEM, "out of memory");
+    ssize_t n = -1;
+    if (!c->no_cfr) {
+      loff_t io = (loff_t)off, oo = (loff_t)off;
+      n = copy_file_range(c->src, &io, c->dst, &oo, len, 0);
+      if (n < 0 && (errno == EXDEV || errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP))
+        c->no_cfr = true;
+    }
+    if (c->no_cfr) {
+      if (!c->buf && !(c->buf = malloc(CHUNK)))
+        return vstor_err(VSTOR_E_INTERNAL, ENOMEM, "out of memory");
       size_t want = len < CHUNK ? len : CHUNK;
-      n = pread(src, buf, want, (off_t)off);
-      if (n > 0 && pwrite(dst, buf, (size_t)n, (off_t)off) != n) n = -1;
-      int e = errno;
-      free(buf);
-      errno = e;
+      n = pread(c->src, c->buf, want, (off_t)off);
+      if (n > 0 && pwrite(c->dst, c->buf, (size_t)n, (off_t)off) != n) n = -1;
     }
     if (n < 0)
       return vstor_err(errno == ENOSPC ? VSTOR_E_NOSPC : VSTOR_E_IO, errno,
@@ -99,13 +104,17 @@ int vu_sparse_copy(int src, int dst, uint64_t size, struct vu_copy_ctl *ctl)
     return vstor_err(errno == ENOSPC || errno == EFBIG ? VSTOR_E_NOSPC : VSTOR_E_IO,
                      errno, "cannot size the copy: %s", strerror(errno));
   uint64_t off = 0, s, e, done = 0, t0 = vu_now_us();
+  struct copier c = { src, dst, false, NULL };
+  posix_fadvise(src, 0, 0, POSIX_FADV_SEQUENTIAL);
   int r;
   while ((r = next_extent(src, off, size, &s, &e)) == 0) {
     for (uint64_t p = s; p < e; ) {
-      if (ctl && ctl->cancelled && ctl->cancelled(ctl->opaque))
+      if (ctl && ctl->cancelled && ctl->cancelled(ctl->opaque)) {
+        free(c.buf);
         return vstor_err(VSTOR_E_CANCELLED, ECANCELED, "copy cancelled");
+      }
       uint64_t n = e - p < CHUNK ? e - p : CHUNK;
-      if (copy_range(src, dst, p, n) < 0) return -1;
+      if (copy_range(&c, p, n) < 0) { free(c.buf); return -1; }
       p += n;
       done += n;
       if (ctl && ctl->progress) ctl->progress(ctl->opaque, done, ctl->total);
@@ -113,6 +122,7 @@ int vu_sparse_copy(int src, int dst, uint64_t size, struct vu_copy_ctl *ctl)
     }
     off = e;
   }
+  free(c.buf);
   return r < 0 ? -1 : 0;
 }
 

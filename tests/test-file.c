@@ -561,6 +561,35 @@ static void t_mirror_pivot_idle_loop(void **st)
   free(sum); free(sum2); free(back); free(dest); free(img); free(loop); free(mnt);
 }
 
+/* A write after READY must reach the copy at pivot: the resync pass (or
+ * its timestamp shortcut) must notice it. */
+static void t_mirror_write_after_ready(void **st)
+{
+  (void)st;
+  char *loop;
+  char *img = mkimage(xpool, "late.img", 64, NULL, true, &loop, false, NULL);
+  assert_int_equal(sh("dd if=/dev/urandom of=%s bs=1M count=16 oflag=direct status=none", loop), 0);
+  usleep(300000);  /* idle long enough for the timestamps to be trusted */
+  char *dest;
+  assert_true(asprintf(&dest, "%s/late.copy", bpool) > 0);
+  vstor_ctx *c = test_ctx();
+  vstor_vol *v = open_ok(c, img);
+  vstor_job *j = mirror_ready(v, dest, 0, 0);
+  assert_int_equal(vstor_job_wait(j, 60000, 0), 0);
+  /* one 4 KiB block, through the loop device, after the copy is READY */
+  assert_int_equal(sh("dd if=/dev/urandom of=%s bs=4k count=1 seek=3000 oflag=direct status=none", loop), 0);
+  char *sum = sha256(loop);
+  if (vstor_job_pivot(j, 0) < 0) fail_msg("pivot: %s", vstor_last_error());
+  char *back = loop_backing(loop);
+  assert_string_equal(back, dest);
+  char *sum2 = sha256(loop);
+  assert_string_equal(sum, sum2);
+  vstor_job_free(j);
+  vstor_close(v);
+  vstor_ctx_free(c);
+  free(sum); free(sum2); free(back); free(dest); free(img); free(loop);
+}
+
 /* A read-only loop device kept open by a reader (not mounted): pivot
  * re-points it in place with LOOP_CHANGE_FD while the reader holds it.
  * Mounted, even read-only, it is refused: since Linux 6.x LOOP_CHANGE_FD
@@ -757,6 +786,7 @@ int main(void)
     cmocka_unit_test(t_snapshot_timeout_thaws),
     cmocka_unit_test(t_snapshot_killed_thaws),
     cmocka_unit_test(t_mirror_pivot_idle_loop),
+    cmocka_unit_test(t_mirror_write_after_ready),
     cmocka_unit_test(t_mirror_pivot_readonly),
     cmocka_unit_test(t_mirror_mounted_rw),
     cmocka_unit_test(t_mirror_cancel_and_state),

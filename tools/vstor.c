@@ -23,6 +23,7 @@
 enum { EX_OK = 0, EX_FAIL = 1, EX_USAGE = 2, EX_PARTIAL = 3 };
 
 static bool json, dry_run, quiet;
+static uint64_t op_us;  /* time spent in the library call of extend/snapshot */
 static const char *state_dir, *backend_dir;
 static const char *prog = "vstor";
 
@@ -136,7 +137,7 @@ static int finish_report(const char *cmd, int rc, const vstor_report *r)
   if (json) {
     printf("{\"ok\":%s,\"command\":", rc < 0 ? "false" : "true");
     jstr(stdout, cmd);
-    printf(",\"dry_run\":%s", dry_run ? "true" : "false");
+    printf(",\"dry_run\":%s,\"elapsed_us\":%" PRIu64, dry_run ? "true" : "false", op_us);
     if (r) {
       printf(",");
       json_steps(r);
@@ -176,6 +177,13 @@ static int finish_report(const char *cmd, int rc, const vstor_report *r)
            vstor_report_method(r) ? vstor_report_method(r) : "?",
            consistency_name(vstor_report_consistency(r)), vstor_report_frozen_us(r));
   return EX_OK;
+}
+
+static uint64_t now_us(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
 /* ---- context and volume -------------------------------------------- */
@@ -329,7 +337,9 @@ static int cmd_extend(int argc, char **argv, unsigned flags)
     return r;
   }
   vstor_report *rep = NULL;
+  uint64_t t0 = now_us();
   int rc = vstor_extend(v, size, NULL, flags | (dry_run ? VSTOR_DRY_RUN : 0), &rep);
+  op_us = now_us() - t0;
   int ex = finish_report("extend", rc, rep);
   vstor_report_free(rep);
   done_vol(c, v);
@@ -350,7 +360,9 @@ static int cmd_snapshot(int argc, char **argv, unsigned flags, uint32_t timeout_
     return r;
   }
   vstor_report *rep = NULL;
+  uint64_t t0 = now_us();
   int rc = vstor_snapshot(v, argv[1], o, flags | (dry_run ? VSTOR_DRY_RUN : 0), &rep);
+  op_us = now_us() - t0;
   int ex = finish_report("snapshot", rc, rep);
   vstor_report_free(rep);
   vstor_opts_free(o);
@@ -422,12 +434,6 @@ static void progress_bar(vstor_job *job, uint64_t t0)
   fflush(stderr);
 }
 
-static uint64_t now_us(void)
-{
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
 
 static void json_job(vstor_job *job, const char *action, int rc, uint64_t ms)
 {

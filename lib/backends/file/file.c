@@ -332,12 +332,13 @@ static int file_extend(vstor_vol *v, uint64_t size, const struct vstor_opts *o, 
   if (!jr) return -1;
   char buf[64];
   snprintf(buf, sizeof buf, "%llu", (unsigned long long)cur);
-  vstor_host->jrec_set(jr, "old_size", buf);
+  vstor_host->jrec_put(jr, "old_size", buf);
   snprintf(buf, sizeof buf, "%llu", (unsigned long long)size);
-  vstor_host->jrec_set(jr, "new_size", buf);
+  vstor_host->jrec_put(jr, "new_size", buf);
   snprintf(buf, sizeof buf, "%llu:%llu", (unsigned long long)p->dev, (unsigned long long)p->ino);
-  vstor_host->jrec_set(jr, "file_id", buf);
-  vstor_host->jrec_set(jr, "path", p->path);
+  vstor_host->jrec_put(jr, "file_id", buf);
+  vstor_host->jrec_put(jr, "path", p->path);
+  if (vstor_host->jrec_set(jr, "step", "growing") < 0) { vstor_host->jrec_end(jr); return -1; }
   vstor_fault("file.extend.begin");
 
   if (size > cur) {
@@ -353,7 +354,6 @@ static int file_extend(vstor_vol *v, uint64_t size, const struct vstor_opts *o, 
     }
     if (fsync(p->fd) < 0) { /* metadata only: size is durable on the next sync */ }
     vu_step_set(rep, s_file, VSTOR_STEP_DONE, NULL);
-    vstor_host->jrec_set(jr, "step", "grown");
   }
   vstor_fault("file.extend.grown");
   if (size > cur || loops_behind) {
@@ -377,7 +377,6 @@ static int file_extend(vstor_vol *v, uint64_t size, const struct vstor_opts *o, 
       vu_step_set(rep, s_loop + i, VSTOR_STEP_DONE, NULL);
       if (i == 0) vstor_fault("file.extend.loop-refreshed");
     }
-    vstor_host->jrec_set(jr, "step", "exposed");
   }
   if (resize_fs) {
     vstor_fault("file.extend.before-fs");
@@ -490,7 +489,8 @@ static int file_snapshot(vstor_vol *v, const char *dest, const struct vstor_opts
 
   jr = vstor_host->jrec_begin(v, "snapshot");
   if (!jr) goto out;
-  vstor_host->jrec_set(jr, "dest", dpath);
+  vstor_host->jrec_put(jr, "dest", dpath);
+  if (mnt) vstor_host->jrec_put(jr, "frozen", mnt);  /* thawing an unfrozen fs is harmless */
   dfd = open(dpath, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (dfd < 0) {
     int e = errno;
@@ -498,7 +498,7 @@ static int file_snapshot(vstor_vol *v, const char *dest, const struct vstor_opts
               "destination %s: %s", dpath, strerror(e));
     goto out;
   }
-  vstor_host->jrec_set(jr, "dest_created", "1");
+  if (vstor_host->jrec_set(jr, "dest_created", "1") < 0) goto fail;  /* unrecorded: undo */
   vstor_fault("file.snapshot.created");
   struct vu_freeze fz;
   memset(&fz, 0, sizeof fz);
@@ -509,7 +509,6 @@ static int file_snapshot(vstor_vol *v, const char *dest, const struct vstor_opts
     int mfd = open(mnt, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (mfd >= 0) { syncfs(mfd); close(mfd); }
     fdatasync(p->fd);
-    vstor_host->jrec_set(jr, "frozen", mnt);
     if (vu_freeze(&fz, mnt, o->freeze_timeout_ms) < 0) {
       if (!crash_ok) {
         char *m = vu_last_error_body();

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <time.h>
 #include <unistd.h>
 #include "file.h"
 
@@ -27,6 +28,11 @@ struct fjob {
   uint64_t size;
   struct vstor_jrec *jr;
   bool first_chunk;
+  /* The source's state the copy is exact for: loop and file writes
+   * update its timestamps, so unchanged ones mean no resync is needed. */
+  struct timespec mtime, ctime;
+  uint64_t copied_size;
+  bool ts_usable;
 };
 
 static struct fpriv *P(vstor_vol *v) { return v->priv; }
@@ -97,8 +103,8 @@ int file_mirror_prepare(vstor_vol *v, vstor_job *job, unsigned flags, vstor_repo
 
   fj->jr = vstor_host->jrec_begin(v, "mirror");
   if (!fj->jr) return -1;
-  vstor_host->jrec_set(fj->jr, "dest", dpath);
-  vstor_host->jrec_set(fj->jr, "step", "copying");
+  vstor_host->jrec_put(fj->jr, "dest", dpath);
+  vstor_host->jrec_put(fj->jr, "step", "copying");
   fj->dfd = open(dpath, reuse ? O_RDWR | O_NOFOLLOW | O_CLOEXEC
                               : O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (fj->dfd < 0)
@@ -106,12 +112,37 @@ int file_mirror_prepare(vstor_vol *v, vstor_job *job, unsigned flags, vstor_repo
                      dpath, strerror(errno));
   if (!reuse) {
     fj->created = true;
-    vstor_host->jrec_set(fj->jr, "dest_created", "1");
-  } else if (ftruncate(fj->dfd, 0) < 0) { /* old contents must not show through holes */
-    return vstor_err(VSTOR_E_IO, errno, "destination %s: %s", dpath, strerror(errno));
+    if (vstor_host->jrec_set(fj->jr, "dest_created", "1") < 0) {
+      unlink(dpath);  /* a copy no record knows of would leak on a crash */
+      fj->created = false;
+      return -1;
+    }
+  } else {
+    if (vstor_host->jrec_set(fj->jr, "reused", "1") < 0) return -1;
+    if (ftruncate(fj->dfd, 0) < 0) /* old contents must not show through holes */
+      return vstor_err(VSTOR_E_IO, errno, "destination %s: %s", dpath, strerror(errno));
   }
   vstor_fault("file.mirror.created");
   return 0;
+}
+
+static int64_t ms_since(const struct timespec *t, const struct timespec *now)
+{
+  return ((int64_t)now->tv_sec - t->tv_sec) * 1000 + (now->tv_nsec - t->tv_nsec) / 1000000;
+}
+
+/* Remember the source's state the copy is exact for (st taken before
+ * reading it).  A write in the same clock tick as the previous one may
+ * leave the timestamps unchanged: trust them only for a source that had
+ * been idle for more than 100 ms. */
+static void stamp(struct fjob *fj, const struct stat *st)
+{
+  struct timespec now;
+  clock_gettime(CLOCK_REALTIME, &now);
+  fj->mtime = st->st_mtim;
+  fj->ctime = st->st_ctim;
+  fj->copied_size = (uint64_t)st->st_size;
+  fj->ts_usable = ms_since(&st->st_mtim, &now) > 100 && ms_since(&st->st_ctim, &now) > 100;
 }
 
 static bool ctl_cancelled(void *o) { return vstor_host->job_cancelled(o); }
@@ -129,6 +160,9 @@ int file_job_run(vstor_job *job)
   struct fjob *fj = job->priv;
   struct fpriv *p = P(job->vol);
   struct vu_copy_ctl ctl = { ctl_cancelled, ctl_progress, ctl_speed, job, 0 };
+  struct stat st;
+  if (fstat(p->fd, &st) < 0) return vstor_err(VSTOR_E_IO, errno, "fstat: %s", strerror(errno));
+  stamp(fj, &st);
   if (vu_allocated(p->fd, fj->size, &ctl.total) < 0) return -1;
   if (!ctl.total) ctl.total = 1;  /* an empty image: done is 1 of 1, never 0 of 0 */
   vstor_host->job_progress(job, 0, ctl.total);
@@ -136,7 +170,6 @@ int file_job_run(vstor_job *job)
   vstor_host->job_progress(job, ctl.total, ctl.total);
   if (fdatasync(fj->dfd) < 0)
     return vstor_err(VSTOR_E_IO, errno, "destination %s: %s", fj->dpath, strerror(errno));
-  vstor_host->jrec_set(fj->jr, "step", "copied");
   vstor_fault("file.mirror.copied");
   return 0;
 }
@@ -146,9 +179,19 @@ static int resync(vstor_job *job, const char *why)
   struct fjob *fj = job->priv;
   struct fpriv *p = P(job->vol);
   uint64_t changed = 0;
-  if (vu_resync(p->fd, fj->dfd, fj->size, &changed) < 0) return -1;
-  vstor_log(job->vol->ctx, VSTOR_LOG_INFO, "%s: resync before %s rewrote %llu bytes", fj->dpath,
-            why, (unsigned long long)changed);
+  struct stat st;
+  if (fstat(p->fd, &st) < 0) return vstor_err(VSTOR_E_IO, errno, "fstat: %s", strerror(errno));
+  if (fj->ts_usable && (uint64_t)st.st_size == fj->copied_size &&
+      st.st_mtim.tv_sec == fj->mtime.tv_sec && st.st_mtim.tv_nsec == fj->mtime.tv_nsec &&
+      st.st_ctim.tv_sec == fj->ctime.tv_sec && st.st_ctim.tv_nsec == fj->ctime.tv_nsec) {
+    vstor_log(job->vol->ctx, VSTOR_LOG_INFO, "%s: source unchanged since the copy began: no "
+              "resync before %s", fj->dpath, why);
+  } else {
+    if (vu_resync(p->fd, fj->dfd, fj->size, &changed) < 0) return -1;
+    vstor_log(job->vol->ctx, VSTOR_LOG_INFO, "%s: resync before %s rewrote %llu bytes",
+              fj->dpath, why, (unsigned long long)changed);
+    stamp(fj, &st);  /* exact as of st: a later pass may skip */
+  }
   if ((job->flags & VSTOR_MIRROR_VERIFY) && vu_verify(p->fd, fj->dfd, fj->size) < 0) return -1;
   return 0;
 }
@@ -191,7 +234,6 @@ int file_job_pivot(vstor_job *job)
     }
   }
   if (follow_size(job) < 0) goto out;
-  vstor_host->jrec_set(fj->jr, "step", "syncing");
   if (resync(job, "pivot") < 0) goto out;
   /* record where each device must end up before touching any */
   char *list = vu_strdup("");
@@ -200,9 +242,9 @@ int file_job_pivot(vstor_job *job)
     free(list);
     list = n;
   }
-  vstor_host->jrec_set(fj->jr, "loops", list);
+  vstor_host->jrec_put(fj->jr, "loops", list);
   free(list);
-  vstor_host->jrec_set(fj->jr, "step", "switching");
+  if (vstor_host->jrec_set(fj->jr, "step", "switching") < 0) goto out;
   vstor_fault("file.pivot.synced");
   for (size_t i = 0; i < p->nloops; i++) {
     struct floop *l = &p->loops[i];
