@@ -771,7 +771,12 @@ static int xen_snapshot(vstor_vol *vol, const char *dest, const struct vstor_opt
             "%s", p->name);
   if (dry) return 0;
   if (!pause) {
+    uint64_t t0 = vu_now_us();
     r = vol->lower->ops->snapshot(vol->lower, dest, o, lf, rep);
+    /* The LVM backend measures its suspend only under a host filesystem;
+     * otherwise report lvcreate's run time, an upper bound of the time the
+     * guest's I/O was held. */
+    if (r == 0 && atomic && p->readwrite && !rep->frozen_us) rep->frozen_us = vu_now_us() - t0;
     if (r == 0) rep->consistency = p->readwrite ? VSTOR_CONSISTENT_CRASH : VSTOR_CONSISTENT_IDLE;
     if (r == 0) xen_layers(vol);
     return r;
