@@ -569,7 +569,7 @@ static int xen_can(vstor_vol *vol, int op, unsigned flags, char **why)
       return no(why, "%s: a Xen PV guest cannot be quiesced (no agent); pass "
                 "VSTOR_SNAPSHOT_CRASH_CONSISTENT for a snapshot taken with the domain paused",
                 p->label);
-    if (p->readwrite && !p->xl_bin)
+    if (p->readwrite && !p->xl_bin && strcmp(vol->lower->ops->name, "lvm"))
       return no(why, "%s: xl (xen-utils) missing: the unpause guard needs it", p->label);
     return vol->lower->ops->can ? vol->lower->ops->can(vol->lower, VSTOR_OP_SNAPSHOT,
                                                        flags | VSTOR_SNAPSHOT_CRASH_CONSISTENT, why) : 1;
