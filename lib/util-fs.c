@@ -187,6 +187,13 @@ static void __attribute__((noreturn)) guard_main(int rd, int mnt_fd, uint32_t ti
   sigaction(SIGHUP, &sa, NULL);
   sigaction(SIGPIPE, &sa, NULL);
   setsid(); /* out of the caller's process group: ^C must not kill it */
+  /* Keep only the two descriptors the guard needs: an inherited lock
+   * file or pipe would outlive the caller (the volume lock is an OFD
+   * lock on a shared open file description). */
+  int lo = rd < mnt_fd ? rd : mnt_fd, hi = rd < mnt_fd ? mnt_fd : rd;
+  if (lo > 0) close_range(0, (unsigned)lo - 1, 0);
+  if (hi > lo + 1) close_range((unsigned)lo + 1, (unsigned)hi - 1, 0);
+  close_range((unsigned)hi + 1, ~0u, 0);
   struct pollfd pf = { rd, POLLIN, 0 };
   int r;
   do r = poll(&pf, 1, (int)timeout_ms); while (r < 0 && errno == EINTR);
