@@ -563,6 +563,42 @@ static void t_lvm(void)
   vstor_close(v);
 }
 
+/* A read-only vbd has no writer: snapshotted without a pause and without
+ * CRASH_CONSISTENT (consistency IDLE). */
+static void t_readonly(void)
+{
+  const char *img = "/tmp/du1-xvdd.img";
+  int fd = open(img, O_CREAT | O_RDWR, 0644);
+  if (fd < 0 || ftruncate(fd, 16 << 20) < 0 || pwrite(fd, "RO-MARK", 7, 4096) != 7) {
+    check(false, "create %s", img);
+    if (fd >= 0) close(fd);
+    return;
+  }
+  close(fd);
+  char spec[160];
+  snprintf(spec, sizeof spec, "format=raw,vdev=xvdd,access=ro,target=%s", img);
+  int x = xl("block-attach", DOM, spec);
+  long ms = x == 0 ? wait_guest_size("xvdd", 16ull << 20, 60000) : -1;
+  check(x == 0 && ms >= 0, "xl block-attach xvdd read-only: the domU sees it");
+  char uri[64];
+  snprintf(uri, sizeof uri, "xen:%s/xvdd", DOM);
+  vstor_vol *v = NULL;
+  int r = vstor_open(C, uri, 0, &v);
+  const vstor_layer *hv = r == 0 ? layer_by_role(v, "hypervisor") : NULL;
+  check(hv && !strcmp(vstor_layer_prop(hv, "mode"), "ro"), "open %s: mode=ro", uri);
+  if (v) {
+    vstor_report *rep = NULL;
+    r = vstor_snapshot(v, "/tmp/snap-ro.img", NULL, 0, &rep);
+    if (rep) print_report(rep);
+    check(r == 0 && vstor_report_consistency(rep) == VSTOR_CONSISTENT_IDLE && dom_paused() == 0 &&
+          file_has("/tmp/snap-ro.img", 4096, "RO-MARK"),
+          "snapshot of the read-only vbd without CRASH_CONSISTENT: no pause, IDLE, copy holds the marker");
+    vstor_report_free(rep);
+    vstor_close(v);
+  }
+  check(xl("block-detach", DOM, "xvdd") == 0, "xl block-detach xvdd");
+}
+
 static void logfn(void *o, int level, const char *msg)
 {
   (void)o;
@@ -599,6 +635,7 @@ int main(void)
   t_lvm();
   t_errors();
   t_detach();
+  t_readonly();
   libxl_ctx_free(XL);
   vstor_ctx_free(C);
   return failures ? 1 : 0;
