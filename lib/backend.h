@@ -221,4 +221,15 @@ typedef const struct vstor_backend_ops *(*vstor_backend_init_fn)(
     const struct vstor_host *host);
 #define VSTOR_BACKEND_INIT_SYMBOL "vstor_backend_init"
 
+/* Defines a module's entry point, its one exported symbol:
+ *   VSTOR_BACKEND_MODULE(lvm_ops);   */
+#define VSTOR_BACKEND_MODULE(ops)                                              \
+  __attribute__((visibility("default")))                                       \
+  const struct vstor_backend_ops *vstor_backend_init(const struct vstor_host *host); \
+  const struct vstor_backend_ops *vstor_backend_init(const struct vstor_host *host) \
+  {                                                                            \
+    vstor_host = host;                                                         \
+    return &(ops);                                                             \
+  }
+
 #endif

@@ -396,7 +396,26 @@ def backends() -> List[str]:
 # ---- objects -----------------------------------------------------------
 
 
-class Context:
+class _Closeable:
+    """close() on leaving a ``with`` block and when garbage-collected."""
+
+    def close(self) -> None:  # pragma: no cover - every subclass defines it
+        raise NotImplementedError
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:
+            pass
+
+
+class Context(_Closeable):
     """A library context: state directory (locks, journal), backend modules.
 
     Use as a context manager, or call :meth:`close`.  Closing a context
@@ -468,23 +487,11 @@ class Context:
             _c.vstor_ctx_free(self._h)
             self._h = None
 
-    def __enter__(self) -> "Context":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:
-            pass
-
     def __repr__(self) -> str:
         return f"<vstor.Context {'closed' if self._h is None else self.state_dir}>"
 
 
-class Volume:
+class Volume(_Closeable):
     """An open volume.  Obtain one with :meth:`Context.open`."""
 
     def __init__(self, ctx: Context, handle, uri: str) -> None:
@@ -651,18 +658,6 @@ class Volume:
             _call(_c.vsb_close, self._h)
             self._h = None
 
-    def __enter__(self) -> "Volume":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:
-            pass
-
     def __repr__(self) -> str:
         return f"<vstor.Volume {self.uri}{' closed' if self._h is None else ''}>"
 
@@ -685,7 +680,7 @@ def _flags_for(op: Op, kw: Dict[str, bool]) -> int:
     return f
 
 
-class Job:
+class Job(_Closeable):
     """A mirror job.  Obtain one with :meth:`Volume.mirror`.
 
     Usable with ``select``: :meth:`fileno` becomes readable when the state or
@@ -794,18 +789,6 @@ class Job:
                 return
             h, self._h = self._h, None
             _c.vstor_job_free(h)
-
-    def __enter__(self) -> "Job":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:
-            pass
 
     def __repr__(self) -> str:
         st = "closed" if self._h is None else self.state.name

@@ -1615,12 +1615,4 @@ static const struct vstor_backend_ops libvirt_ops = {
   .recover = lv_recover,
 };
 
-__attribute__((visibility("default")))
-const struct vstor_backend_ops *vstor_backend_init(const struct vstor_host *host);
-
-__attribute__((visibility("default")))
-const struct vstor_backend_ops *vstor_backend_init(const struct vstor_host *host)
-{
-  vstor_host = host;
-  return &libvirt_ops;
-}
+VSTOR_BACKEND_MODULE(libvirt_ops);

@@ -679,10 +679,4 @@ static const struct vstor_backend_ops lvm_ops = {
   .recover = lvm_recover,
 };
 
-__attribute__((visibility("default")))
-const struct vstor_backend_ops *vstor_backend_init(const struct vstor_host *host);
-const struct vstor_backend_ops *vstor_backend_init(const struct vstor_host *host)
-{
-  vstor_host = host;
-  return &lvm_ops;
-}
+VSTOR_BACKEND_MODULE(lvm_ops);

@@ -1326,12 +1326,4 @@ static const struct vstor_backend_ops rbd_ops = {
   .recover = rb_recover,
 };
 
-__attribute__((visibility("default")))
-const struct vstor_backend_ops *vstor_backend_init(const struct vstor_host *host);
-
-__attribute__((visibility("default")))
-const struct vstor_backend_ops *vstor_backend_init(const struct vstor_host *host)
-{
-  vstor_host = host;
-  return &rbd_ops;
-}
+VSTOR_BACKEND_MODULE(rbd_ops);

@@ -1002,12 +1002,4 @@ static const struct vstor_backend_ops xen_ops = {
   .recover = xen_recover,
 };
 
-__attribute__((visibility("default")))
-const struct vstor_backend_ops *vstor_backend_init(const struct vstor_host *host);
-
-__attribute__((visibility("default")))
-const struct vstor_backend_ops *vstor_backend_init(const struct vstor_host *host)
-{
-  vstor_host = host;
-  return &xen_ops;
-}
+VSTOR_BACKEND_MODULE(xen_ops);
