@@ -44,8 +44,11 @@ step "valgrind memcheck: C suites" mtest "$OUT" --suite core --suite file --no-s
   --wrap="valgrind --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite --child-silent-after-fork=yes -q" \
   --timeout-multiplier 4
 if [ -d fuzz ]; then
-  step "build fuzzers (clang)" env CC=clang setup "$OUT-fuzz" -Dfuzz=true -Dlabs=false \
-    -Dpython=disabled -Dgo=disabled -Dlibvirt=disabled -Dlvm=disabled -Dxen=disabled -Drbd=disabled
+  fuzz_setup() {
+    CC=clang setup "$OUT-fuzz" -Dfuzz=true -Dlabs=false -Dpython=disabled -Dgo=disabled \
+      -Dlibvirt=disabled -Dlvm=disabled -Dxen=disabled -Drbd=disabled
+  }
+  step "build fuzzers (clang)" fuzz_setup
   step "fuzz (bounded)" mtest "$OUT-fuzz" --suite fuzz
 fi
 echo "ci: $(( $(date +%s) - t_start )) s in all"
