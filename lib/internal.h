@@ -54,10 +54,8 @@ void vstor__jrec_end(struct vstor_jrec *r);
 const char *vstor__jrec_get(const struct vstor_jrec *r, const char *key);
 int vstor__jrec_parse(const char *text, size_t len, struct vstor_jrec **out);
 void vstor__jrec_free(struct vstor_jrec *r);
-char *vstor__jrec_path(const struct vstor_jrec *r);
 int vstor__journal_list(vstor_ctx *ctx, char ***paths, size_t *n);
 int vstor__jrec_load(vstor_ctx *ctx, const char *path, struct vstor_jrec **out);
-void vstor__jrec_remove(vstor_ctx *ctx, const char *path);
 
 /* jobs */
 int vstor__job_start(vstor_job *job);

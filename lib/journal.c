@@ -64,8 +64,6 @@ void vstor__jrec_free(struct vstor_jrec *r)
   free(r);
 }
 
-char *vstor__jrec_path(const struct vstor_jrec *r) { return vu_strdup(r->path); }
-
 static char *escape(const char *v)
 {
   char *o = vu_calloc(strlen(v) * 2 + 1, 1), *p = o;
@@ -245,12 +243,6 @@ int vstor__jrec_load(vstor_ctx *ctx, const char *path, struct vstor_jrec **out)
   char *sl = strrchr(path, '/');
   (*out)->dir = strndup(path, (size_t)(sl - path));
   return 0;
-}
-
-void vstor__jrec_remove(vstor_ctx *ctx, const char *path)
-{
-  (void)ctx;
-  unlink(path);
 }
 
 int vstor__journal_list(vstor_ctx *ctx, char ***paths, size_t *n)

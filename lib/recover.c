@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "internal.h"
 
 bool vstor__jrec_owner_alive(const struct vstor_jrec *r);
@@ -49,7 +50,7 @@ VSTOR_API int vstor_recover(vstor_ctx *ctx, unsigned flags, vstor_report **repor
       vu_step(rep, vol ? vol : "?", op, VSTOR_STEP_FAILED, 0, "%s", vstor_last_error());
       failed++;
     } else {
-      vstor__jrec_remove(ctx, paths[i]);
+      unlink(paths[i]);  /* handled: the record is done */
     }
     vstor__jrec_free(rec);
   }

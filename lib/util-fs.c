@@ -66,16 +66,6 @@ char *vu_mountpoint_of_dev(dev_t dev, bool *ro)
   return mp;
 }
 
-int vu_dev_of_path(const char *path, dev_t *dev)
-{
-  struct stat st;
-  if (stat(path, &st) < 0)
-    return vstor_err(errno == ENOENT ? VSTOR_E_NOENT : VSTOR_E_IO, errno,
-                     "%s: %s", path, strerror(errno));
-  *dev = st.st_dev;
-  return 0;
-}
-
 bool vu_fs_can_grow(const char *t, bool mounted, char **why)
 {
   const char *w = NULL;

@@ -59,8 +59,6 @@ char *vu_fs_type(const char *path);
  * libmount on /proc/self/mountinfo), malloc'd, NULL if not mounted.
  * *ro (if not NULL) tells whether it is mounted read-only. */
 char *vu_mountpoint_of_dev(dev_t dev, bool *ro);
-/* Filesystem (device number) holding `path`. */
-int vu_dev_of_path(const char *path, dev_t *dev);
 /* Is fs type growable online / offline by vu_fs_grow? */
 bool vu_fs_can_grow(const char *fstype, bool mounted, char **why);
 /* Grow the filesystem on `dev` (mounted at `mnt`, or NULL) to fill it. */
