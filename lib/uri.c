@@ -188,16 +188,18 @@ static int parse_dom_disk(const char *text, const char *s, struct vstor_uri *u,
   for (const char *c = u->disk; *c; c++)
     if (!isalnum((unsigned char)*c)) return bad(text, "disk target must be letters and digits (\"vda\", \"xvda1\")");
   if (!strcmp(what, "libvirt")) {
-    const char *keys[] = { "uri", "mode", NULL };
-    char **dst[] = { &u->conn, &u->access };
+    /* conf/id: ceph.conf and cephx user of an RBD network disk's lower layer */
+    const char *keys[] = { "uri", "mode", "conf", "id", NULL };
+    char **dst[] = { &u->conn, &u->access, &u->conf, &u->client };
     if (parse_query(text, q ? q + 1 : NULL, u, keys, dst) < 0) return -1;
     if (u->access && norm_access(text, &u->access) < 0) return -1;
+    if (u->conf && !abs_path_ok(u->conf)) return bad(text, "conf= must be an absolute path");
     if (!u->conn) u->conn = vu_strdup("qemu:///system");
   } else if (q) return bad(text, "xen: URIs take no query");
   return 0;
 }
 
-/* rbd:POOL[/NS]/IMAGE[@SNAP][?id=..&conf=..] */
+/* rbd:POOL[/NS]/IMAGE[@SNAP][?id=..&conf=..&libvirt=..] */
 static int parse_rbd(const char *text, const char *s, struct vstor_uri *u)
 {
   const char *q = strchr(s, '?');
@@ -231,8 +233,9 @@ static int parse_rbd(const char *text, const char *s, struct vstor_uri *u)
     u->pool = vu_strdup(parts[0]);
     if (np == 3) u->ns = vu_strdup(parts[1]);
     u->image = vu_strdup(parts[np - 1]);
-    const char *keys[] = { "id", "conf", NULL };
-    char **dst[] = { &u->client, &u->conf };
+    /* libvirt: connection on which to look for a domain using the image */
+    const char *keys[] = { "id", "conf", "libvirt", NULL };
+    char **dst[] = { &u->client, &u->conf, &u->conn };
     r = parse_query(text, q ? q + 1 : NULL, u, keys, dst);
     if (!r && u->conf && !abs_path_ok(u->conf)) r = bad(text, "conf= must be an absolute path");
   }

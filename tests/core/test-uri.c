@@ -203,6 +203,12 @@ static void test_libvirt_query(void **state)
   F(u, conn, "test:///default");
   F(u, access, "rw");
   vstor__uri_free(u);
+  /* an RBD network disk: ceph.conf and cephx user of its lower layer */
+  u = parse("libvirt:vm1/vdb?conf=/var/lib/ceph/ceph.conf&id=libvirt");
+  F(u, conf, "/var/lib/ceph/ceph.conf");
+  F(u, client, "libvirt");
+  F(u, conn, "qemu:///system");
+  vstor__uri_free(u);
 }
 
 static void test_libvirt_percent(void **state)
@@ -266,6 +272,11 @@ static void test_rbd(void **state)
   vstor__uri_free(u);
   u = parse("rbd:p/i?conf=/etc/ceph/my%20ceph.conf");
   F(u, conf, "/etc/ceph/my ceph.conf");
+  vstor__uri_free(u);
+  /* the libvirt connection where a guest using the image is looked for */
+  u = parse("rbd:p/i?libvirt=qemu%3A%2F%2F%2Fsystem&id=admin");
+  F(u, conn, "qemu:///system");
+  F(u, client, "admin");
   vstor__uri_free(u);
 }
 
@@ -492,6 +503,8 @@ static void test_bad_libvirt(void **state)
   bad("libvirt:a/b/c", "expected libvirt:DOMAIN/DISK");
   bad("libvirt:vm1/vd-a", "disk target");
   bad("libvirt:vm1/vd%20a", "disk target");
+  bad("libvirt:vm1/vda?conf=ceph.conf", "absolute");
+  bad("libvirt:vm1/vda?libvirt=x", "unknown query parameter \"libvirt\"");
   bad("libvirt:vm%zz/vda", "percent");
   bad("libvirt:vm%2/vda", "percent");
   bad("libvirt:vm%/vda", "percent");
@@ -519,6 +532,8 @@ static void test_bad_rbd(void **state)
   bad("rbd:pool/img?user=admin", "unknown query parameter \"user\"");
   bad("rbd:pool/img?id=a&id=b", "twice");
   bad("rbd:pool/img?id=%g0", "bad or empty");
+  bad("rbd:pool/img?libvirt=", "bad or empty");
+  bad("rbd:pool/img?uri=qemu:///system", "unknown query parameter \"uri\"");
 }
 
 static void test_bad_spec(void **state)
