@@ -1613,9 +1613,18 @@ static int snapshot_rbd(vstor_vol *vol, const char *dest, const struct vstor_opt
   /* splice the rbd layer's steps in before the thaw step */
   {
     size_t before = rep->nsteps;
-    for (size_t i = 0; i < mid.nsteps; i++)
-      vu_step(rep, mid.steps[i].layer, mid.steps[i].action, mid.steps[i].status,
-              mid.steps[i].reversible, "%s", mid.steps[i].detail ? mid.steps[i].detail : "");
+    for (size_t i = 0; i < mid.nsteps; i++) {
+      /* the rbd layer calls it crash-consistent (the image is in use): the
+       * guest was frozen around it */
+      const char *dt = mid.steps[i].detail ? mid.steps[i].detail : "";
+      const char *cc = freeze ? strstr(dt, "(crash-consistent)") : NULL;
+      if (cc)
+        vu_step(rep, mid.steps[i].layer, mid.steps[i].action, mid.steps[i].status,
+                mid.steps[i].reversible, "%.*s(guest filesystems frozen)", (int)(cc - dt), dt);
+      else
+        vu_step(rep, mid.steps[i].layer, mid.steps[i].action, mid.steps[i].status,
+                mid.steps[i].reversible, "%s", dt);
+    }
     if (freeze) {   /* rotate: thaw step last */
       struct vstor_step t = rep->steps[s_thaw];
       memmove(&rep->steps[s_thaw], &rep->steps[s_thaw + 1], (rep->nsteps - s_thaw - 1) * sizeof t);
@@ -1651,7 +1660,14 @@ static int snapshot_rbd(vstor_vol *vol, const char *dest, const struct vstor_opt
     int cr = vstor_host->open_lower(vol->ctx, su, 0, &sv);
     free(su);
     if (cr == 0) {
+      /* the rbd layer reports the clone alone (consistency NONE, nothing
+       * frozen): keep what the snapshot under freeze was */
+      int cons = rep->consistency;
+      uint64_t fus = rep->frozen_us;
       cr = sv->ops->snapshot(sv, clone_dest, o, 0, rep);
+      rep->consistency = cons;
+      rep->frozen_us = fus;
+      vu_report_method(rep, "rbd-clone");
       vstor_host->close_lower(sv);
     }
     if (cr < 0) {
