@@ -482,6 +482,63 @@ static void t_mirror_cancel_errors(vstor_vol *v)
   check(r < 0 && vstor_last_code() == VSTOR_E_INVAL, "file destination for an RBD disk: INVAL");
 }
 
+/* Dry runs change nothing; a freeze window too short for the snapshot
+ * ends in TIMEOUT with the guest thawed and the snapshot removed again. */
+static void t_dry_timeout(vstor_vol *v)
+{
+  vstor_report *rep = NULL;
+  int r = vstor_snapshot(v, "s-dry", NULL, VSTOR_DRY_RUN, &rep);
+  print_report(rep);
+  check(r == 0 && rep && vstor_report_step_count(rep) >= 3, "dry-run snapshot plans freeze, rbd_snap_create, thaw");
+  vstor_report_free(rep);
+  check(!snap_exists(io_rbd, "vm-disk", "s-dry"), "... and makes no snapshot");
+  vstor_job *job = (vstor_job *)1;
+  rep = NULL;
+  r = vstor_mirror(v, "rbd:rbd2/vm-disk-dry", NULL, VSTOR_DRY_RUN, &job, &rep);
+  check(r == 0 && job == NULL && rep && vstor_report_step_count(rep) >= 2 && !img_exists(io_rbd2, "vm-disk-dry"),
+        "dry-run mirror plans rbd_create2 + block copy, creates nothing");
+  vstor_report_free(rep);
+  vstor_opts *o = vstor_opts_new();
+  vstor_opts_set_freeze_timeout_ms(o, 1);
+  rep = NULL;
+  r = vstor_snapshot(v, "s-tmo", o, 0, &rep);
+  print_report(rep);
+  vstor_opts_free(o);
+  check(r < 0 && vstor_last_code() == VSTOR_E_TIMEOUT, "1 ms freeze window: TIMEOUT (%s)", vstor_last_error());
+  vstor_report_free(rep);
+  char *fs = freeze_status();
+  check(!strcmp(fs, "thawed"), "guest thawed after the timeout (%s)", fs);
+  free(fs);
+  check(!snap_exists(io_rbd, "vm-disk", "s-tmo"), "the late snapshot was removed again");
+}
+
+/* A child is killed right before the pivot: recover aborts the block job
+ * and removes the image it created; the guest stays on its source. */
+static void t_killed_mirror(void)
+{
+  pid_t p = fork();
+  if (p == 0) {
+    setenv("VSTOR_FAULT", "libvirt-before-pivot", 1);
+    execl("/proc/self/exe", "test-rbd-libvirt", "child-mirror", "rbd:rbd/vm-disk-k", (char *)NULL);
+    _exit(127);
+  }
+  int st;
+  waitpid(p, &st, 0);
+  check(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "child killed at READY, before the pivot");
+  check(img_exists(io_rbd, "vm-disk-k"), "its destination image exists");
+  vstor_report *rep = NULL;
+  int r = vstor_recover(ctx, 0, &rep);
+  print_report(rep);
+  vstor_report_free(rep);
+  check(r == 0, "vstor_recover succeeds");
+  virDomainBlockJobInfo bi;
+  check(virDomainGetBlockJobInfo(dom, "vdb", &bi, 0) == 0, "no block job left on vdb");
+  check(!img_exists(io_rbd, "vm-disk-k"), "the half-made destination image was removed");
+  char *src = disk_src_name("vdb");
+  check(src && !strcmp(src, "rbd2/vm-disk-copy"), "domain still on rbd2/vm-disk-copy");
+  free(src);
+}
+
 /* The rbd: URI of the image the guest runs on. */
 static void t_rbd_side(void)
 {
@@ -563,6 +620,13 @@ int main(int argc, char **argv)
       vstor_snapshot(v, argv[2], NULL, 0, NULL);
     return 4;  /* not reached: VSTOR_FAULT kills this process while frozen */
   }
+  if (!strcmp(argc > 1 ? argv[1] : "", "child-mirror") && argc > 2) {
+    vstor_job *job = NULL;
+    if (vstor_open(ctx, LVURI, 0, &v) == 0 && vstor_mirror(v, argv[2], NULL, 0, &job, NULL) == 0 &&
+        vstor_job_wait(job, 120000, 0) == 0)
+      vstor_job_pivot(job, 0);
+    return 4;  /* not reached: VSTOR_FAULT kills this process before the pivot */
+  }
   if (rados_create2(&cl, "ceph", "client.admin", 0) < 0 || rados_conf_read_file(cl, LCONF) < 0 ||
       rados_connect(cl) < 0 || rados_ioctx_create(cl, "rbd", &io_rbd) < 0 ||
       rados_ioctx_create(cl, "rbd2", &io_rbd2) < 0)
@@ -577,8 +641,10 @@ int main(int argc, char **argv)
   t_snapshot(v);
   t_killed_frozen();
   vstor_vol_refresh(v);
+  t_dry_timeout(v);
   t_mirror(v);
   t_mirror_cancel_errors(v);
+  t_killed_mirror();
   t_rbd_side();
   t_no_agent(v);
   vstor_close(v);

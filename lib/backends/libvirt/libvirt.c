@@ -1464,6 +1464,22 @@ static void rep_clear(struct vstor_report *r)
   memset(r, 0, sizeof *r);
 }
 
+/* Append the rbd layer's steps; its "crash-consistent" (the image is in
+ * use) is reworded when the guest was frozen around the snapshot. */
+static void splice_steps(vstor_report *rep, const struct vstor_report *mid, bool freeze)
+{
+  for (size_t i = 0; i < mid->nsteps; i++) {
+    const char *dt = mid->steps[i].detail ? mid->steps[i].detail : "";
+    const char *cc = freeze ? strstr(dt, "(crash-consistent") : NULL;
+    if (cc)
+      vu_step(rep, mid->steps[i].layer, mid->steps[i].action, mid->steps[i].status,
+              mid->steps[i].reversible, "%.*s(guest filesystems frozen)", (int)(cc - dt), dt);
+    else
+      vu_step(rep, mid->steps[i].layer, mid->steps[i].action, mid->steps[i].status,
+              mid->steps[i].reversible, "%s", dt);
+  }
+}
+
 /* Snapshot of an RBD network disk: guest freeze through the agent (under
  * the guard), rbd_snap_create through the lower (rbd) layer, thaw.  A
  * clone destination (rbd:POOL2/NEW) is made after the thaw from the
@@ -1538,8 +1554,12 @@ static int snapshot_rbd(vstor_vol *vol, const char *dest, const struct vstor_opt
     vu_step(rep, p->name, "virDomainFSFreeze", VSTOR_STEP_PLANNED, 1,
             "guest agent, window bounded by %u ms (guard thaws)", tmo);
   if (dry) {
-    if (vol->lower->ops->snapshot(vol->lower, head_dest, o, VSTOR_DRY_RUN | VSTOR_SNAPSHOT_CRASH_CONSISTENT,
-                                  rep) < 0)
+    struct vstor_report plan = { 0 };
+    int pr = vol->lower->ops->snapshot(vol->lower, head_dest, o,
+                                       VSTOR_DRY_RUN | VSTOR_SNAPSHOT_CRASH_CONSISTENT, &plan);
+    splice_steps(rep, &plan, freeze);
+    rep_clear(&plan);
+    if (pr < 0)
       goto out;
   }
   size_t s_thaw = rep->nsteps;
@@ -1613,18 +1633,7 @@ static int snapshot_rbd(vstor_vol *vol, const char *dest, const struct vstor_opt
   /* splice the rbd layer's steps in before the thaw step */
   {
     size_t before = rep->nsteps;
-    for (size_t i = 0; i < mid.nsteps; i++) {
-      /* the rbd layer calls it crash-consistent (the image is in use): the
-       * guest was frozen around it */
-      const char *dt = mid.steps[i].detail ? mid.steps[i].detail : "";
-      const char *cc = freeze ? strstr(dt, "(crash-consistent)") : NULL;
-      if (cc)
-        vu_step(rep, mid.steps[i].layer, mid.steps[i].action, mid.steps[i].status,
-                mid.steps[i].reversible, "%.*s(guest filesystems frozen)", (int)(cc - dt), dt);
-      else
-        vu_step(rep, mid.steps[i].layer, mid.steps[i].action, mid.steps[i].status,
-                mid.steps[i].reversible, "%s", dt);
-    }
+    splice_steps(rep, &mid, freeze);
     if (freeze) {   /* rotate: thaw step last */
       struct vstor_step t = rep->steps[s_thaw];
       memmove(&rep->steps[s_thaw], &rep->steps[s_thaw + 1], (rep->nsteps - s_thaw - 1) * sizeof t);
@@ -1644,8 +1653,10 @@ static int snapshot_rbd(vstor_vol *vol, const char *dest, const struct vstor_opt
   }
   if (timed_out) {
     int u = rbd_remove_snap(rbd_conf(p), rbd_id(p), p->src_path, snapname);
-    vu_step(rep, head_dest, "rbd_snap_remove", u < 0 ? VSTOR_STEP_FAILED : VSTOR_STEP_DONE, 0,
+    char *sl = vu_asprintf("%s@%s", p->src_path, snapname);
+    vu_step(rep, sl, "rbd_snap_remove", u < 0 ? VSTOR_STEP_FAILED : VSTOR_STEP_DONE, 0,
             "%s", u < 0 ? last_msg : "frozen window ran out: the snapshot is not consistent, removed");
+    free(sl);
     if (u == 0) vstor_host->jrec_end(jr);
     lerr(VSTOR_E_TIMEOUT, "%s: snapshot not taken within the %u ms freeze window (%s, guest thawed)",
          p->name, tmo, u == 0 ? "removed again" : "could not be removed: run vstor recover");
@@ -1674,8 +1685,10 @@ static int snapshot_rbd(vstor_vol *vol, const char *dest, const struct vstor_opt
       int c_code = 0, c_en = 0;
       char *c_msg = vstor_host->error_get(&c_code, &c_en);
       int u = rbd_remove_snap(rbd_conf(p), rbd_id(p), p->src_path, snapname);
-      vu_step(rep, head_dest, "rbd_snap_remove", u < 0 ? VSTOR_STEP_FAILED : VSTOR_STEP_UNDONE, 0,
+      char *sl = vu_asprintf("%s@%s", p->src_path, snapname);
+      vu_step(rep, sl, "rbd_snap_remove", u < 0 ? VSTOR_STEP_FAILED : VSTOR_STEP_UNDONE, 0,
               "%s", u < 0 ? last_msg : "clone failed: snapshot removed again");
+      free(sl);
       if (u == 0) vstor_host->jrec_end(jr);
       rep->consistency = VSTOR_CONSISTENT_NONE;
       vstor_host->error_set(c_code, c_en, c_msg);
