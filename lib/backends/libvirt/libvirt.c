@@ -2,7 +2,7 @@
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  *
- * URI: libvirt:DOMAIN/TARGET[?uri=CONN]
+ * URI: libvirt:DOMAIN/TARGET[?uri=CONN][&conf=CEPHCONF][&id=CLIENT]
  *   DOMAIN  name, UUID or numeric id; TARGET the disk target ("vda");
  *   CONN    libvirt connection URI; default $LIBVIRT_DEFAULT_URI, else
  *           qemu:///system.
@@ -25,6 +25,13 @@
  *   mirror    virDomainBlockCopy (TRANSIENT_JOB for persistent domains),
  *             BLOCK_JOB_2 events + virDomainGetBlockJobInfo, pivot with
  *             virDomainBlockJobAbort(PIVOT), complete = abort after READY.
+ *
+ * RBD network disks (<disk type='network'><source protocol='rbd'>): lower
+ * layer rbd:POOL[/NS]/IMAGE?id=&conf= (URI's id/conf, else <auth username>
+ * / <config file>); extend = virDomainBlockResize (QEMU's rbd driver) and
+ * a size check through librbd; snapshot = guest freeze, the rbd layer's
+ * snapshot, thaw (a clone is made after the thaw); mirror = block copy
+ * with REUSE_EXT onto an image created here with librbd (HAVE_RBD).
  */
 #include "config.h"
 

@@ -2,7 +2,11 @@
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  *
- * URI: rbd:POOL[/NAMESPACE]/IMAGE[@SNAP][?id=CLIENT&conf=PATH]
+ * URI: rbd:POOL[/NAMESPACE]/IMAGE[@SNAP][?id=CLIENT&conf=PATH&libvirt=CONN]
+ *   CONN    libvirt connection on which a running guest using the image
+ *           is looked for (HAVE_LIBVIRT): its stack is shown above the
+ *           image, extend/snapshot are forwarded to it, migration is
+ *           refused naming its libvirt: URI.  Never looked for without it.
  *   CLIENT  cephx user without "client." (default: admin, as the rbd CLI);
  *   PATH    ceph.conf (default: $CEPH_CONF, then Ceph's usual search:
  *           /etc/ceph/ceph.conf, ~/.ceph/config, ./ceph.conf); $CEPH_ARGS
