@@ -636,6 +636,8 @@ static int lv_layers(vstor_vol *vol)
     char *u = rbd_uri_of(p, p->src_path);
     vstor_vol *lo = NULL;
     FREE(p->lower_err);
+    int s_code = 0, s_en = 0;      /* a failed lower open must not leave its error */
+    char *s_msg = vstor_host->error_get(&s_code, &s_en);
     if (vstor_host->open_lower(vol->ctx, u, vol->flags & VSTOR_OPEN_READONLY, &lo) == 0) {
       vol->lower = lo;
       for (size_t i = 0; i < lo->nlayers; i++) {
@@ -652,7 +654,9 @@ static int lv_layers(vstor_vol *vol)
       struct vstor_layer *l = vu_layer_add(vol, "storage", "rbd", p->src_path, 0);
       vu_layer_prop(l, "opened", "no");
       if (p->lower_err) vu_layer_prop(l, "error", p->lower_err);
+      vstor_host->error_set(s_code, s_en, s_msg);
     }
+    free(s_msg);
     free(u);
   } else {
     struct vstor_layer *l = vu_layer_add(vol, "storage", p->src_type,

@@ -838,7 +838,7 @@ static int rb_extend(vstor_vol *vol, uint64_t size, const struct vstor_opts *o,
     /* a guest has the image open: grow it through the guest's stack
      * (virDomainBlockResize reaches the guest's disk; rbd_resize would not) */
     vstor_vol *up = NULL;
-    if (open_up(vol, 0, &up) < 0)
+    if (open_up(vol, VSTOR_OPEN_EXCLUSIVE, &up) < 0)   /* its lock too: no race via libvirt: */
       return -1;
     int r = up->ops->extend(up, size, o, flags, rep);
     vstor_host->close_lower(up);
@@ -959,7 +959,7 @@ static int rb_snapshot(vstor_vol *vol, const char *dest, const struct vstor_opts
      * by the agent, then this image's snapshot); the journal record is the
      * libvirt volume's */
     vstor_vol *up = NULL;
-    if (open_up(vol, 0, &up) < 0)
+    if (open_up(vol, VSTOR_OPEN_EXCLUSIVE, &up) < 0)
       return -1;
     int r = up->ops->snapshot(up, dest, o, flags, rep);
     vstor_host->close_lower(up);
