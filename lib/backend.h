@@ -169,7 +169,10 @@ struct vstor_host {
   /* Journal: begin a record for (vol, op) (in memory until the first
    * jrec_set); jrec_put adds a key in memory; jrec_set adds one and writes
    * the record durably (call it last, right before the irreversible step);
-   * end removes it. */
+   * end removes it.  A record given the key durable=no (jrec_put before
+   * the first jrec_set) is written without fsync: for operations whose
+   * effect does not outlive a reboot (a loop capacity), where the record
+   * only has to survive the death of the process. */
   struct vstor_jrec *(*jrec_begin)(vstor_vol *vol, const char *op);
   int (*jrec_set)(struct vstor_jrec *r, const char *key, const char *val);
   void (*jrec_end)(struct vstor_jrec *r);

@@ -84,6 +84,16 @@ static int fsync_dir(const char *dir)
   return r;
 }
 
+/* A record with durable=no describes state that does not outlive a reboot
+ * (a loop device's capacity): it must survive the death of its process,
+ * which the page cache ensures, not a power cut, so it is written without
+ * fsync. */
+static bool is_volatile(const struct vstor_jrec *r)
+{
+  const char *d = vstor__jrec_get(r, "durable");
+  return d && !strcmp(d, "no");
+}
+
 static int jwrite(struct vstor_jrec *r)
 {
   char *tmp = vu_asprintf("%s.tmp", r->path);
@@ -97,10 +107,11 @@ static int jwrite(struct vstor_jrec *r)
     fprintf(f, "%s=%s\n", r->keys[i], e);
     free(e);
   }
-  if (fflush(f) != 0 || fsync(fileno(f)) != 0) { fclose(f); goto fail; }
+  bool durable = !is_volatile(r);
+  if (fflush(f) != 0 || (durable && fsync(fileno(f)) != 0)) { fclose(f); goto fail; }
   if (fclose(f) != 0) goto fail;
   if (rename(tmp, r->path) < 0) goto fail;
-  if (fsync_dir(r->dir) < 0) goto fail;
+  if (durable && fsync_dir(r->dir) < 0) goto fail;
   free(tmp);
   r->written = true;
   return 0;
@@ -184,7 +195,8 @@ void vstor__jrec_end(struct vstor_jrec *r)
   if (!r) return;
   if (r->written) {
     unlink(r->path);
-    fsync_dir(r->dir);
+    if (!is_volatile(r))
+      fsync_dir(r->dir);
   }
   vstor__jrec_free(r);
 }

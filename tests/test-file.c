@@ -216,6 +216,35 @@ static void t_extend_no_fs_grow_and_idempotent(void **st)
   free(img); free(loop); free(mnt);
 }
 
+/* Extend re-reads the loops bound to the image: a loop attached after the
+ * handle was opened is refreshed too, and the layers show the new sizes. */
+static void t_extend_loop_attached_after_open(void **st)
+{
+  (void)st;
+  char *loop;
+  char *img = mkimage(xpool, "late.img", 64, NULL, true, &loop, false, NULL);
+  vstor_ctx *c = test_ctx();
+  vstor_vol *v = open_ok(c, img);
+  assert_int_equal(vstor_vol_layer_count(v), 2);          /* file, loop */
+  char *late = sh_out("losetup -f --show '%s'", img);      /* bound after open */
+  assert_true(*late);
+  track_loop(late);
+  assert_int_equal(vstor_extend(v, 96 * MiB, NULL, 0, NULL), 0);
+  assert_int_equal(blkdev_size(loop), 96 * MiB);
+  assert_int_equal(blkdev_size(late), 96 * MiB);
+  assert_int_equal(vstor_vol_layer_count(v), 3);          /* file, both loops */
+  for (size_t i = 0; i < 3; i++)
+    assert_int_equal(vstor_layer_size(vstor_vol_layer(v, i)), 96 * MiB);
+  /* again, nothing attached meanwhile: sizes updated in place */
+  assert_int_equal(vstor_extend(v, 128 * MiB, NULL, 0, NULL), 0);
+  assert_int_equal(blkdev_size(late), 128 * MiB);
+  for (size_t i = 0; i < 3; i++)
+    assert_int_equal(vstor_layer_size(vstor_vol_layer(v, i)), 128 * MiB);
+  vstor_close(v);
+  vstor_ctx_free(c);
+  free(img); free(loop); free(late);
+}
+
 static void t_extend_prealloc(void **st)
 {
   (void)st;
@@ -775,6 +804,7 @@ int main(void)
     cmocka_unit_test(t_extend_ext4_online),
     cmocka_unit_test(t_extend_ext4_offline),
     cmocka_unit_test(t_extend_no_fs_grow_and_idempotent),
+    cmocka_unit_test(t_extend_loop_attached_after_open),
     cmocka_unit_test(t_extend_prealloc),
     cmocka_unit_test(t_extend_refusals),
     cmocka_unit_test(t_extend_nospc),

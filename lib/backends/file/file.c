@@ -87,7 +87,7 @@ int file_refresh(vstor_vol *v)
   free(p->fstype);
   p->fstype = NULL;
   vu_layers_clear(v);
-  if (floop_scan(p->dev, p->ino, &p->loops, &p->nloops) < 0) return -1;
+  if (floop_scan(p->dev, p->ino, true, &p->loops, &p->nloops) < 0) return -1;
   uint64_t alloc = 0;
   vu_allocated(p->fd, (uint64_t)st.st_size, &alloc);
   struct vstor_layer *l = vu_layer_add(v, "storage", "file", p->path, (uint64_t)st.st_size);
@@ -252,6 +252,46 @@ static int file_can(vstor_vol *v, int op, unsigned flags, char **why)
 
 /* ---- extend -------------------------------------------------------- */
 
+/* The loops bound to the image are the ones the handle knows (device,
+ * flags, offset, size limit): a scan without probing filesystems. */
+static bool loops_unchanged(struct fpriv *p)
+{
+  struct floop *l = NULL;
+  size_t n = 0;
+  if (floop_scan(p->dev, p->ino, false, &l, &n) < 0) return false;
+  bool same = n == p->nloops;
+  for (size_t i = 0; same && i < n; i++) {
+    bool found = false;
+    for (size_t j = 0; j < p->nloops && !found; j++)
+      found = l[i].rdev == p->loops[j].rdev && l[i].ro == p->loops[j].ro &&
+              l[i].offset == p->loops[j].offset && l[i].sizelimit == p->loops[j].sizelimit;
+    same = found;
+  }
+  floop_free(l, n);
+  return same;
+}
+
+/* After a grow without a filesystem step only sizes changed: update the
+ * storage and exposure layers in place instead of probing them again. */
+static void update_sizes(vstor_vol *v)
+{
+  struct fpriv *p = P(v);
+  struct stat st;
+  for (size_t i = 0; i < v->nlayers; i++) {
+    struct vstor_layer *l = &v->layers[i];
+    if (!strcmp(l->role, "storage") && fstat(p->fd, &st) == 0) {
+      uint64_t alloc = 0;
+      l->size = (uint64_t)st.st_size;
+      vu_allocated(p->fd, l->size, &alloc);
+      char *a = vu_asprintf("%llu", (unsigned long long)alloc);
+      vu_layer_prop(l, "allocated", a);
+      free(a);
+    } else if (!strcmp(l->role, "exposure")) {
+      vu_blk_size(l->path, &l->size);
+    }
+  }
+}
+
 static int space_check(struct fpriv *p, uint64_t need)
 {
   char *dir = vu_strdup(p->path), *d = dirname(dir);
@@ -272,7 +312,12 @@ static int file_extend(vstor_vol *v, uint64_t size, const struct vstor_opts *o, 
 {
   struct fpriv *p = P(v);
   (void)o;
-  if (file_refresh(v) < 0) return -1;
+  bool resize_fs = flags & VSTOR_EXTEND_RESIZE_FS;
+  /* Fresh facts first: which loop devices are bound to the image now.
+   * Without a filesystem step only the loop facts matter, so the full
+   * probe (libblkid, libmount) runs only when the set of loops changed
+   * since the handle last looked. */
+  if ((resize_fs || !loops_unchanged(p)) && file_refresh(v) < 0) return -1;
   uint64_t cur;
   if (file_size(v, &cur) < 0) return -1;
   rep->old_size = cur;
@@ -293,7 +338,6 @@ static int file_extend(vstor_vol *v, uint64_t size, const struct vstor_opts *o, 
   const char *fdev, *fmnt;
   bool fro;
   const char *fs = vol_fs(v, &fdev, &fmnt, &fro);
-  bool resize_fs = flags & VSTOR_EXTEND_RESIZE_FS;
   if (resize_fs && !fs)
     return vstor_err(VSTOR_E_NOTSUP, 0, "%s: no filesystem found to grow", p->path);
   if (resize_fs && fro)
@@ -330,6 +374,9 @@ static int file_extend(vstor_vol *v, uint64_t size, const struct vstor_opts *o, 
 
   struct vstor_jrec *jr = vstor_host->jrec_begin(v, "extend");
   if (!jr) return -1;
+  /* Recover of an extend only refreshes loop capacities, which a reboot
+   * resets anyway: the record has to survive the process, not the host. */
+  vstor_host->jrec_put(jr, "durable", "no");
   char buf[64];
   snprintf(buf, sizeof buf, "%llu", (unsigned long long)cur);
   vstor_host->jrec_put(jr, "old_size", buf);
@@ -352,7 +399,10 @@ static int file_extend(vstor_vol *v, uint64_t size, const struct vstor_opts *o, 
                        "%s: growing to %llu bytes: %s; nothing was changed", p->path,
                        (unsigned long long)size, strerror(e));
     }
-    if (fsync(p->fd) < 0) { /* metadata only: size is durable on the next sync */ }
+    /* No fsync here: nothing durable depends on the new size yet.  A loop
+     * device turns every flush from above (a guest's commit, the
+     * filesystem grow's log write) into an fsync of this file, which makes
+     * the size durable before anything written past the old end is. */
     vu_step_set(rep, s_file, VSTOR_STEP_DONE, NULL);
   }
   vstor_fault("file.extend.grown");
@@ -395,7 +445,9 @@ static int file_extend(vstor_vol *v, uint64_t size, const struct vstor_opts *o, 
     vu_step_set(rep, s_fs, VSTOR_STEP_DONE, NULL);
   }
   vstor_host->jrec_end(jr);
-  return file_refresh(v);
+  if (resize_fs) return file_refresh(v);
+  update_sizes(v);
+  return 0;
 }
 
 /* ---- snapshot ------------------------------------------------------ */
@@ -582,7 +634,7 @@ static int recover_extend(const struct vstor_jrec *rec, vstor_report *rep)
     return vstor_err(VSTOR_E_INVAL, EINVAL, "extend record without file_id");
   struct floop *l;
   size_t n;
-  floop_scan((dev_t)dev, (ino_t)ino, &l, &n);
+  floop_scan((dev_t)dev, (ino_t)ino, false, &l, &n);
   for (size_t i = 0; i < n; i++) {
     int r = floop_set_capacity(l[i].dev);
     vu_step(rep, "loop", "refresh capacity", r < 0 ? VSTOR_STEP_FAILED : VSTOR_STEP_DONE, 1,

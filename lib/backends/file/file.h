@@ -28,7 +28,7 @@ struct fpriv {
 };
 
 /* loop.c */
-int floop_scan(dev_t dev, ino_t ino, struct floop **out, size_t *n);
+int floop_scan(dev_t dev, ino_t ino, bool probe, struct floop **out, size_t *n);
 void floop_free(struct floop *l, size_t n);
 int floop_set_capacity(const char *dev);
 int floop_change_fd(const char *dev, int newfd);

@@ -36,16 +36,24 @@ static bool dir_nonempty(const char *path)
 }
 
 /* Every loop device whose backing file is (dev, ino): matched by the
- * kernel's device and inode numbers, not by the name it remembers. */
-int floop_scan(dev_t dev, ino_t ino, struct floop **out, size_t *n)
+ * kernel's device and inode numbers, not by the name it remembers.
+ * Only bound devices are opened (sysfs has loopN/loop/ for those alone).
+ * probe: also find the filesystem on each (libblkid), where it is mounted
+ * (libmount) and its holders; without it only the loop facts are read. */
+int floop_scan(dev_t dev, ino_t ino, bool probe, struct floop **out, size_t *n)
 {
   *out = NULL;
   *n = 0;
-  DIR *d = opendir("/sys/block");
-  if (!d) return 0;
+  int sfd = open("/sys/block", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (sfd < 0) return 0;
+  DIR *d = fdopendir(sfd);
+  if (!d) { close(sfd); return 0; }
   struct dirent *e;
   while ((e = readdir(d))) {
     if (strncmp(e->d_name, "loop", 4)) continue;
+    char bound[300];
+    snprintf(bound, sizeof bound, "%s/loop", e->d_name);
+    if (faccessat(sfd, bound, F_OK, 0) != 0) continue;   /* not bound to a file */
     char *node = vu_asprintf("/dev/%s", e->d_name);
     int fd = open(node, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     struct loop_info64 li = { 0 };
@@ -66,6 +74,7 @@ int floop_scan(dev_t dev, ino_t ino, struct floop **out, size_t *n)
     l->ro = li.lo_flags & LO_FLAGS_READ_ONLY;
     l->offset = li.lo_offset;
     l->sizelimit = li.lo_sizelimit;
+    if (!probe) continue;
     l->fstype = vu_fs_type(node);
     l->mnt = vu_mountpoint_of_dev(st.st_rdev, &l->mnt_ro);
     char *h = vu_asprintf("/sys/block/%s/holders", e->d_name);
