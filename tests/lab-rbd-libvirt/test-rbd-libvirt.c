@@ -411,6 +411,7 @@ static void t_mirror(vstor_vol *v)
 {
   check(gsh("dd if=/dev/urandom of=/mnt/r/big bs=1M count=16 2>/dev/null && sync", NULL, true) == 0,
         "guest wrote 16 MiB of random data");
+  char *big0 = gout("md5sum /mnt/r/big /mnt/r/marker /mnt/r/f");
   check(gsh(WRITER_START, NULL, false) == 0, "guest writer started");
   vstor_job *job = NULL;
   vstor_report *rep = NULL;
@@ -445,6 +446,9 @@ static void t_mirror(vstor_vol *v)
   char *s2 = gout(SUMS);
   check(s1 && s2 && !strcmp(s1, s2) && strlen(s1) > 10, "guest checksums stable after the pivot, caches dropped (%s)", s1 ? s1 : "?");
   free(s1); free(s2);
+  char *big1 = gout("echo 3 > /proc/sys/vm/drop_caches; md5sum /mnt/r/big /mnt/r/marker /mnt/r/f");
+  check(big0 && big1 && !strcmp(big0, big1), "data written before the mirror reads back the same from the copy (md5, caches dropped)");
+  free(big0); free(big1);
   check(img_contains(io_rbd2, "vm-disk-copy", NULL, "AFTER-SNAP-MARKER-9c1d"), "the copy holds the guest's earlier data");
   check(img_exists(io_rbd, "vm-disk"), "the old image rbd/vm-disk is left in place");
   vstor_vol_refresh(v);
@@ -562,6 +566,10 @@ static void t_rbd_side(void)
         strstr(vstor_last_error(), "libvirt:"), "migration refused while the guest has it open, naming the libvirt URI (%s)",
         vstor_last_error());
   check(!img_exists(io_rbd, "vm-disk-m"), "... nothing made");
+  why = NULL;
+  r = vstor_vol_can(rv, VSTOR_OP_FREEZE, 0, &why);
+  check(r == 1, "can(freeze) on rbd: answered by the guest's stack (%s)", why ? why : "yes");
+  free(why);
   /* extend through the stack from the rbd: URI */
   vstor_report *rep = NULL;
   r = vstor_extend(rv, 384ull << 20, NULL, VSTOR_EXTEND_RESIZE_FS, &rep);
@@ -575,6 +583,20 @@ static void t_rbd_side(void)
         "snapshot via the rbd: URI freezes the guest (consistency %d)", rep ? vstor_report_consistency(rep) : -1);
   vstor_report_free(rep);
   vstor_close(rv);
+  free(u);
+  /* the old image, which the guest left at the pivot: no guest above, so
+   * RBD live migration is what applies */
+  if (asprintf(&u, "rbd:rbd/vm-disk?conf=%s&libvirt=%s", c, lu) < 0) u = NULL;
+  rv = NULL;
+  r = vstor_open(ctx, u, 0, &rv);
+  check(r == 0 && !layer_role(rv, "hypervisor") && vstor_layer_prop(vstor_vol_layer(rv, 0), "guest"),
+        "old image: no guest above (%s)", r == 0 && vstor_layer_prop(vstor_vol_layer(rv, 0), "guest") ?
+        vstor_layer_prop(vstor_vol_layer(rv, 0), "guest") : "?");
+  why = NULL;
+  r = r == 0 ? vstor_vol_can(rv, VSTOR_OP_MIRROR, 0, &why) : -1;
+  check(r == 1, "old image: can(mirror) = yes (RBD live migration, nobody has it open) %s", why ? why : "");
+  free(why);
+  if (rv) vstor_close(rv);
   free(u); free(c); free(lu);
 }
 

@@ -626,6 +626,8 @@ static int rb_layers(vstor_vol *vol)
    * backend, when a guest using the image was found */
   if (nw > 0 && !p->lv_conn)
     vu_layer_prop(l, "guest", "not looked for (guest discovery needs libvirt=)");
+  else if (p->lv_conn && !p->up_uri && !p->snap)
+    vu_layer_prop(l, "guest", "none running on the libvirt= connection uses this image");
   if (p->up_uri) {
     vstor_vol *up = NULL;
     if (vstor_host->open_lower(vol->ctx, p->up_uri, VSTOR_OPEN_READONLY, &up) == 0) {
