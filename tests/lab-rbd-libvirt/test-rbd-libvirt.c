@@ -245,6 +245,19 @@ static bool img_contains(rados_ioctx_t io, const char *name, const char *snap, c
   return found;
 }
 
+static int watchers(rados_ioctx_t io, const char *name)
+{
+  rbd_image_t img;
+  if (rbd_open_read_only(io, name, &img, NULL) < 0) return -1;
+  rbd_image_watcher_t w[16];
+  size_t n = 16;
+  int r = rbd_watchers_list(img, w, &n);
+  rbd_close(img);
+  if (r < 0) return -1;
+  rbd_watchers_list_cleanup(w, n);
+  return (int)n;
+}
+
 static char *disk_src_name(const char *target)
 {
   char *xml = virDomainGetXMLDesc(dom, 0);
@@ -371,12 +384,13 @@ static void t_snapshot(vstor_vol *v)
 
 /* A child is killed while the guest is frozen: the guard thaws, recover
  * succeeds and leaves nothing. */
-static void t_killed_frozen(void)
+static void t_killed_frozen(const char *point, const char *snap)
 {
+  printf("# killed at %s\n", point);
   pid_t p = fork();
   if (p == 0) {
-    setenv("VSTOR_FAULT", "libvirt-snapshot-frozen", 1);
-    execl("/proc/self/exe", "test-rbd-libvirt", "child-snapshot", "s-killed", (char *)NULL);
+    setenv("VSTOR_FAULT", point, 1);
+    execl("/proc/self/exe", "test-rbd-libvirt", "child-snapshot", snap, (char *)NULL);
     _exit(127);
   }
   int st;
@@ -396,7 +410,13 @@ static void t_killed_frozen(void)
   print_report(rep);
   check(r == 0, "vstor_recover after the kill succeeds");
   vstor_report_free(rep);
-  check(!snap_exists(io_rbd, "vm-disk", "s-killed"), "no snapshot s-killed left");
+  check(!snap_exists(io_rbd, "vm-disk", snap), "no snapshot %s left", snap);
+  int nw = watchers(io_rbd, "vm-disk");
+  check(nw == 1, "no watch of the dead process left: %d watcher(s), the guest's QEMU only", nw);
+  rep = NULL;
+  r = vstor_recover(ctx, 0, &rep);
+  check(r == 0 && (!rep || vstor_report_step_count(rep) == 0), "recover again: nothing left (idempotent)");
+  vstor_report_free(rep);
 }
 
 #define WRITER_START "rm -f /tmp/writer.stop /tmp/writer.done; i=0; while [ ! -e /tmp/writer.stop ]; do " \
@@ -471,8 +491,22 @@ static void t_mirror_cancel_errors(vstor_vol *v)
     free(src);
     check(!img_exists(io_rbd, "vm-disk-x"), "the destination image was removed");
   }
+  /* REUSE_DEST: an image of the disk's size made beforehand is used and,
+   * on cancel, left in place (not ours) */
   rbd_image_options_t opts;
   rbd_image_options_create(&opts);
+  rbd_create4(io_rbd, "vm-disk-r", 320ull << 20, opts);
+  job = NULL;
+  r = vstor_mirror(v, "rbd:rbd/vm-disk-r", NULL, VSTOR_MIRROR_REUSE_DEST, &job, NULL);
+  check(r == 0 && vstor_job_wait(job, 120000, 0) == 0, "REUSE_DEST mirror onto a pre-made image: READY");
+  if (r == 0) {
+    check(vstor_job_cancel(job, 0) == 0, "cancel it");
+    vstor_job_free(job);
+  }
+  check(img_exists(io_rbd, "vm-disk-r"), "the reused image is left in place after cancel");
+  rbd_remove(io_rbd, "vm-disk-r");
+  r = vstor_mirror(v, "rbd:rbd/vm-disk-r", NULL, VSTOR_MIRROR_REUSE_DEST, &job, NULL);
+  check(r < 0 && vstor_last_code() == VSTOR_E_NOENT, "REUSE_DEST without the image: NOENT");
   rbd_create4(io_rbd, "vm-disk-e", 1 << 20, opts);
   rbd_image_options_destroy(opts);
   job = NULL;
@@ -661,7 +695,10 @@ int main(int argc, char **argv)
   t_layers(v);
   t_extend(v);
   t_snapshot(v);
-  t_killed_frozen();
+  t_killed_frozen("libvirt-snapshot-frozen", "s-killed");
+  /* inside the rbd layer, right after rbd_snap_create: both journal
+   * records (libvirt: frozen, phase snapshot; rbd: snapshot made) */
+  t_killed_frozen("rbd-snapshot-after-create", "s-killed2");
   vstor_vol_refresh(v);
   t_dry_timeout(v);
   t_mirror(v);
