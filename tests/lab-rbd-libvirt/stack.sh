@@ -31,14 +31,28 @@ IMG=rbd/vm-disk
 V() { timeout 60 virsh -q -c "$URI" "$@"; }
 R() { timeout 60 rbd "$@"; }
 SECRET=
+# the lab's images, clones before their parents
+IMAGES="rbd2/vm-disk-clone rbd2/vm-disk-copy rbd2/cli-copy rbd/vm-disk-x rbd/vm-disk-k rbd/vm-disk-r rbd/vm-disk-e rbd/vm-disk"
+# Remove an image whatever a test left: protected snapshots, and the watch
+# of a QEMU that was just destroyed (it stays ~30 s otherwise: evicted by
+# blocklisting its address; the cluster is the lab's own).
+rm_image() {
+  R info "$1" >/dev/null 2>&1 || return 0
+  local s w
+  for s in $(R snap ls --format json "$1" 2>/dev/null | jq -r '.[] | select(.protected == "true") | .name'); do
+    R snap unprotect "$1@$s" >/dev/null 2>&1
+  done
+  R snap purge --no-progress "$1" >/dev/null 2>&1
+  for w in $(R status --format json "$1" 2>/dev/null | jq -r '.watchers[]?.address'); do
+    timeout 30 ceph osd blocklist add "$w" >/dev/null 2>&1
+  done
+  R rm --no-progress "$1" >/dev/null 2>&1 || echo "stack.sh: could not remove $1" >&2
+}
 cleanup() {
   V destroy "$NAME" >/dev/null 2>&1
   [ -n "$SECRET" ] && V secret-undefine "$SECRET" >/dev/null 2>&1
   "$LVD" stop
-  for i in rbd2/vm-disk-copy rbd2/vm-disk-clone rbd2/vm-disk-x rbd/vm-disk; do
-    R snap purge --no-progress "$i" >/dev/null 2>&1
-    R rm --no-progress "$i" >/dev/null 2>&1
-  done
+  for i in $IMAGES; do rm_image "$i"; done
   rm -rf "$VM"
 }
 trap cleanup EXIT
@@ -47,9 +61,7 @@ bash "$HERE/../lab/build-initramfs.sh" || exit 1
 rm -rf "$VM"; mkdir -p "$VM/r"
 "$LVD" start || exit 1
 # leftovers of a killed run
-for i in rbd2/vm-disk-copy rbd2/vm-disk-clone rbd2/vm-disk-x rbd/vm-disk; do
-  R snap purge --no-progress "$i" >/dev/null 2>&1; R rm --no-progress "$i" >/dev/null 2>&1
-done
+for i in $IMAGES; do rm_image "$i"; done
 R create --size 256M "$IMG" || { echo "stack.sh: rbd create $IMG failed" >&2; exit 1; }
 KEY=$(timeout 30 ceph auth get-key client.admin) || { echo "stack.sh: ceph auth get-key failed" >&2; exit 1; }
 SECRET=$(cat /proc/sys/kernel/random/uuid)
