@@ -775,7 +775,7 @@ static int no(char **why, const char *fmt, ...)
 static int lv_can_rbd(vstor_vol *vol, int op, unsigned flags, char **why)
 {
   struct lvpriv *p = vol->priv;
-  bool agent_ok = p->running && p->agent == AGENT_CONNECTED && agent_ping(p) == 0;
+#define agent_ok (p->running && p->agent == AGENT_CONNECTED && agent_ping(p) == 0)
   switch (op) {
   case VSTOR_OP_EXTEND:
     if (!p->running && !vol->lower)
@@ -834,6 +834,7 @@ static int lv_can_rbd(vstor_vol *vol, int op, unsigned flags, char **why)
   default:
     return no(why, "%s: unknown operation%s", p->name, "");
   }
+#undef agent_ok
 }
 
 static int lv_can(vstor_vol *vol, int op, unsigned flags, char **why)
@@ -1165,11 +1166,20 @@ static int extend_rbd(vstor_vol *vol, uint64_t size, uint64_t cur, const struct 
     vu_step(rep, p->src_path, "verify image size (librbd)", VSTOR_STEP_PLANNED, 0, "%llu bytes",
             (unsigned long long)size);
     if (vol->lower->ops->size(vol->lower, &now) < 0 || now < size) {
-      if (now)
-        lerr(VSTOR_E_BACKEND, "%s: QEMU reports success but the image rbd:%s is %llu bytes, not %llu",
-             p->name, p->src_path, (unsigned long long)now, (unsigned long long)size);
-      vu_step_set(rep, k, VSTOR_STEP_FAILED, last_msg);
-      return lerr(VSTOR_E_PARTIAL, "%s: %s", p->name, last_msg);
+      char *m;
+      if (now) {
+        lerr(VSTOR_E_BACKEND, "QEMU reports success but the image rbd:%s is %llu bytes, not %llu",
+             p->src_path, (unsigned long long)now, (unsigned long long)size);
+        m = vu_strdup(last_msg);
+      } else {
+        int c = 0, e = 0;
+        m = vstor_host->error_get(&c, &e);   /* set by the rbd layer */
+      }
+      vu_step_set(rep, k, VSTOR_STEP_FAILED, m);
+      lerr(VSTOR_E_PARTIAL, "%s: grown by QEMU, but the image size could not be confirmed: %s",
+           p->name, m ? m : "?");
+      free(m);
+      return -1;
     }
     vu_step_set(rep, k, VSTOR_STEP_DONE, NULL);
   }
