@@ -166,8 +166,6 @@ int vu_blk_size(const char *dev, uint64_t *size)
   return 0;
 }
 
-/* ---- freeze with a guard process ---------------------------------- */
-
 /* ---- expedited RCU for the freeze window ---------------------------
  * FIFREEZE takes the superblock's three freeze levels; each is a
  * percpu_down_write, which waits for an RCU grace period (on this class of
@@ -259,6 +257,8 @@ static void rcu_expedite_exit(int hold)
   flock(mu, LOCK_UN);
   close(mu);
 }
+
+/* ---- freeze with a guard process ---------------------------------- */
 
 /* The guard runs between fork() and _exit() in a possibly multi-threaded
  * process: async-signal-safe calls only. */
