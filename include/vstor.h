@@ -259,13 +259,21 @@ int vstor_extend(vstor_vol *vol, uint64_t new_size, const vstor_opts *opts,
 
 enum {
   VSTOR_SNAPSHOT_CRASH_CONSISTENT = 1u << 0, /* allow no freeze */
-  VSTOR_SNAPSHOT_NO_REFLINK = 1u << 1        /* always copy the data */
+  VSTOR_SNAPSHOT_NO_REFLINK = 1u << 1,       /* always copy the data */
+  VSTOR_SNAPSHOT_EXPEDITE = 1u << 2          /* shorten FIFREEZE (see below) */
 };
 /** Quiesce, snapshot to `dest` (a path or URI the backend accepts),
  *  thaw.  The thaw is guaranteed even if the process is killed; the
  *  frozen window is bounded by the freeze timeout and reported.  A
  *  volume that cannot be quiesced is refused unless
- *  VSTOR_SNAPSHOT_CRASH_CONSISTENT.  dest must not exist (EXIST). */
+ *  VSTOR_SNAPSHOT_CRASH_CONSISTENT.  dest must not exist (EXIST).
+ *  VSTOR_SNAPSHOT_EXPEDITE (host FIFREEZE, root): the kernel's freeze
+ *  waits for RCU grace periods (milliseconds each); with this flag they
+ *  are expedited system-wide (/sys/kernel/rcu_expedited) from just before
+ *  the freeze until the thaw, then restored, also if the caller dies, and
+ *  a 0 us PM QoS request (/dev/cpu_dma_latency) keeps CPUs out of deep
+ *  idle meanwhile.  A hint: ignored where no host freeze is done or the
+ *  knob is missing. */
 int vstor_snapshot(vstor_vol *vol, const char *dest, const vstor_opts *opts,
                    unsigned flags, vstor_report **report);
 

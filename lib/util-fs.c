@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -165,11 +166,104 @@ int vu_blk_size(const char *dev, uint64_t *size)
   return 0;
 }
 
+/* ---- expedited RCU for the freeze window ---------------------------
+ * FIFREEZE takes the superblock's three freeze levels; each is a
+ * percpu_down_write, which waits for an RCU grace period (on this class of
+ * machine 8-16 ms each when the system is idle).  Expedited grace periods
+ * take microseconds.  The knob is system-wide, so concurrent users share it:
+ * every user holds a shared flock on RCU_HOLD for as long as it needs the
+ * knob (the kernel drops it if the holder dies), and changes happen under
+ * an exclusive flock on RCU_MUTEX.  The first user sets the knob and
+ * writes what it was to RCU_PREV; the last one out restores that and
+ * empties RCU_PREV.  A RCU_PREV left by a holder killed outright is used
+ * by the next one, so the original value is never lost.  The exit half
+ * runs in the guard: async-signal-safe calls only. */
+#define RCU_KNOB "/sys/kernel/rcu_expedited"
+#define RCU_DIR "/run/libvstor"
+#define RCU_MUTEX RCU_DIR "/rcu.lock"
+#define RCU_HOLD RCU_DIR "/rcu.hold"
+#define RCU_PREV RCU_DIR "/rcu.prev"
+
+static int rcu_knob(int set)  /* set < 0: read it */
+{
+  int fd = open(RCU_KNOB, (set < 0 ? O_RDONLY : O_WRONLY) | O_CLOEXEC);
+  if (fd < 0) return -1;
+  char c = set > 0 ? '1' : '0';
+  ssize_t n = set < 0 ? read(fd, &c, 1) : write(fd, &c, 1);
+  close(fd);
+  if (n != 1) return -1;
+  return c == '1';
+}
+
+/* The value saved in RCU_PREV, or -1 when none is pending. */
+static int rcu_prev_get(void)
+{
+  int fd = open(RCU_PREV, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) return -1;
+  char c = 0;
+  ssize_t n = read(fd, &c, 1);
+  close(fd);
+  return n == 1 && (c == '0' || c == '1') ? c - '0' : -1;
+}
+
+static void rcu_prev_set(int v)  /* v < 0: none pending */
+{
+  int fd = open(RCU_PREV, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0) return;
+  char c = (char)('0' + v);
+  if (v >= 0) (void)!write(fd, &c, 1);
+  close(fd);
+}
+
+/* Returns the RCU_HOLD descriptor holding a shared lock (kept by the guard
+ * until the thaw), or -1 if the knob could not be set. */
+static int rcu_expedite_enter(void)
+{
+  mkdir(RCU_DIR, 0700);
+  int mu = open(RCU_MUTEX, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (mu < 0) return -1;
+  int hold = open(RCU_HOLD, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (hold < 0 || flock(mu, LOCK_EX) < 0) {
+    if (hold >= 0) close(hold);
+    close(mu);
+    return -1;
+  }
+  bool ok = true;
+  if (flock(hold, LOCK_EX | LOCK_NB) == 0) {      /* no other user */
+    int prev = rcu_prev_get();                    /* left by a killed user? */
+    if (prev < 0) prev = rcu_knob(-1);
+    ok = prev >= 0 && (prev == 1 || rcu_knob(1) == 1);
+    if (ok && prev == 0) rcu_prev_set(0);
+  }
+  ok = ok && flock(hold, LOCK_SH) == 0;
+  flock(mu, LOCK_UN);
+  close(mu);
+  if (!ok) { close(hold); return -1; }
+  return hold;
+}
+
+static void rcu_expedite_exit(int hold)
+{
+  if (hold < 0) return;
+  int mu = open(RCU_MUTEX, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+  if (mu < 0 || flock(mu, LOCK_EX) < 0) { if (mu >= 0) close(mu); close(hold); return; }
+  flock(hold, LOCK_UN);
+  if (flock(hold, LOCK_EX | LOCK_NB) == 0) {      /* the last user */
+    if (rcu_prev_get() == 0) rcu_knob(0);
+    rcu_prev_set(-1);
+    flock(hold, LOCK_UN);
+  }
+  close(hold);
+  flock(mu, LOCK_UN);
+  close(mu);
+}
+
 /* ---- freeze with a guard process ---------------------------------- */
 
 /* The guard runs between fork() and _exit() in a possibly multi-threaded
  * process: async-signal-safe calls only. */
-static void __attribute__((noreturn)) guard_main(int rd, int mnt_fd, uint32_t timeout_ms)
+static void __attribute__((noreturn)) guard_main(int rd, int mnt_fd, int rcu_fd,
+                                                 uint32_t timeout_ms)
 {
   struct sigaction sa = { .sa_handler = SIG_IGN };
   sigaction(SIGINT, &sa, NULL);
@@ -177,18 +271,27 @@ static void __attribute__((noreturn)) guard_main(int rd, int mnt_fd, uint32_t ti
   sigaction(SIGHUP, &sa, NULL);
   sigaction(SIGPIPE, &sa, NULL);
   setsid(); /* out of the caller's process group: ^C must not kill it */
-  /* Keep only the two descriptors the guard needs: an inherited lock
-   * file or pipe would outlive the caller (the volume lock is an OFD
-   * lock on a shared open file description). */
-  int lo = rd < mnt_fd ? rd : mnt_fd, hi = rd < mnt_fd ? mnt_fd : rd;
-  if (lo > 0) close_range(0, (unsigned)lo - 1, 0);
-  if (hi > lo + 1) close_range((unsigned)lo + 1, (unsigned)hi - 1, 0);
-  close_range((unsigned)hi + 1, ~0u, 0);
+  /* Keep only the descriptors the guard needs: an inherited lock file or
+   * pipe would outlive the caller (the volume lock is an OFD lock on a
+   * shared open file description). */
+  int keep[3] = { rd, mnt_fd, rcu_fd };
+  for (int i = 0; i < 3; i++)
+    for (int j = i + 1; j < 3; j++)
+      if (keep[j] < keep[i]) { int t = keep[i]; keep[i] = keep[j]; keep[j] = t; }
+  unsigned next = 0;
+  for (int i = 0; i < 3; i++) {
+    if (keep[i] < 0) continue;
+    if ((unsigned)keep[i] > next) close_range(next, (unsigned)keep[i] - 1, 0);
+    next = (unsigned)keep[i] + 1;
+  }
+  close_range(next, ~0u, 0);
+  (void)!send(rd, "R", 1, MSG_NOSIGNAL);     /* set up: the caller may freeze */
   struct pollfd pf = { rd, POLLIN, 0 };
   int r;
   do r = poll(&pf, 1, (int)timeout_ms); while (r < 0 && errno == EINTR);
   char c = 0;
   if (r > 0 && read(rd, &c, 1) == 1 && c == 'T') {
+    rcu_expedite_exit(rcu_fd);
     (void)!send(rd, "O", 1, MSG_NOSIGNAL);   /* the caller thawed: fine */
     _exit(0);
   }
@@ -196,14 +299,15 @@ static void __attribute__((noreturn)) guard_main(int rd, int mnt_fd, uint32_t ti
    * The answer goes over the socket, not the exit status, which tools
    * like valgrind may rewrite. */
   bool thawed = ioctl(mnt_fd, FITHAW, &(int){ 0 }) == 0;
+  rcu_expedite_exit(rcu_fd);
   (void)!send(rd, thawed && r == 0 ? "X" : "O", 1, MSG_NOSIGNAL);
   _exit(0);
 }
 
-int vu_freeze(struct vu_freeze *fz, const char *mnt, uint32_t timeout_ms)
+int vu_freeze(struct vu_freeze *fz, const char *mnt, uint32_t timeout_ms, bool expedite)
 {
   memset(fz, 0, sizeof *fz);
-  fz->mnt_fd = fz->pipe_w = -1;
+  fz->mnt_fd = fz->pipe_w = fz->qos_fd = -1;
   fz->mnt_fd = open(mnt, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fz->mnt_fd < 0)
     return vstor_err(VSTOR_E_IO, errno, "%s: %s", mnt, strerror(errno));
@@ -212,23 +316,52 @@ int vu_freeze(struct vu_freeze *fz, const char *mnt, uint32_t timeout_ms)
     close(fz->mnt_fd);
     return vstor_err(VSTOR_E_INTERNAL, errno, "pipe: %s", strerror(errno));
   }
+  int rcu_fd = expedite ? rcu_expedite_enter() : -1;
+  fz->expedited = rcu_fd >= 0;
   pid_t pid = fork();
   if (pid < 0) {
     int e = errno;
+    rcu_expedite_exit(rcu_fd);
     close(p[0]); close(p[1]); close(fz->mnt_fd);
     return vstor_err(VSTOR_E_AGAIN, e, "cannot start the thaw guard: %s", strerror(e));
   }
   if (pid == 0) {
     close(p[1]);
-    guard_main(p[0], fz->mnt_fd, timeout_ms);
+    guard_main(p[0], fz->mnt_fd, rcu_fd, timeout_ms);
   }
+  if (rcu_fd >= 0) close(rcu_fd);   /* the guard's copy holds the lock */
   close(p[0]);
   fz->pipe_w = p[1];
   fz->guard = pid;
+  /* Freeze once the guard is in place and idle: its start-up would
+   * otherwise compete with the freeze for this machine's CPUs. */
+  char ready = 0;
+  ssize_t rn;
+  do rn = recv(fz->pipe_w, &ready, 1, 0); while (rn < 0 && errno == EINTR);
+  if (rn != 1 || ready != 'R') {
+    close(fz->pipe_w);
+    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) ;
+    close(fz->mnt_fd);
+    fz->mnt_fd = fz->pipe_w = -1;
+    return vstor_err(VSTOR_E_INTERNAL, EPIPE, "the thaw guard did not start");
+  }
+  if (fz->expedited) {
+    /* Released when closed, also by the kernel if this process dies. */
+    fz->qos_fd = open("/dev/cpu_dma_latency", O_WRONLY | O_CLOEXEC);
+    int32_t zero = 0;
+    if (fz->qos_fd >= 0 && write(fz->qos_fd, &zero, sizeof zero) != (ssize_t)sizeof zero) {
+      close(fz->qos_fd);
+      fz->qos_fd = -1;
+    }
+  }
   fz->t_start = vu_now_us();
   if (ioctl(fz->mnt_fd, FIFREEZE, &(int){ 0 }) < 0) {
     int e = errno;
+    if (fz->qos_fd >= 0) close(fz->qos_fd);
+    fz->qos_fd = -1;
     (void)!send(fz->pipe_w, "T", 1, MSG_NOSIGNAL);
+    char ans;
+    while (recv(fz->pipe_w, &ans, 1, 0) < 0 && errno == EINTR) ;
     close(fz->pipe_w);
     while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) ;
     close(fz->mnt_fd);
@@ -246,6 +379,8 @@ int vu_thaw(struct vu_freeze *fz)
   int r = ioctl(fz->mnt_fd, FITHAW, &(int){ 0 });
   int e = errno;
   fz->t_end = vu_now_us();
+  if (fz->qos_fd >= 0) close(fz->qos_fd);
+  fz->qos_fd = -1;
   fz->frozen = false;
   (void)!send(fz->pipe_w, "T", 1, MSG_NOSIGNAL);
   char ans = 0;

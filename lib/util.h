@@ -80,8 +80,17 @@ struct vu_freeze {
   pid_t guard;
   uint64_t t_start, t_end;
   bool frozen;
+  bool expedited;     /* RCU grace periods expedited for the window */
+  int qos_fd;         /* /dev/cpu_dma_latency held at 0 for the window, or -1 */
 };
-int vu_freeze(struct vu_freeze *fz, const char *mnt, uint32_t timeout_ms);
+/* FIFREEZE mnt under a guard process that thaws when timeout_ms runs out
+ * or the caller dies.  expedite: set /sys/kernel/rcu_expedited for the
+ * window (shared across processes through /run/libvstor; the guard
+ * restores it), which makes FIFREEZE's grace periods microseconds, and
+ * hold a 0 us PM QoS request (/dev/cpu_dma_latency) so that no CPU sleeps
+ * deeply while the freeze waits on it; if the knob cannot be set the
+ * freeze goes on without (fz->expedited false). */
+int vu_freeze(struct vu_freeze *fz, const char *mnt, uint32_t timeout_ms, bool expedite);
 int vu_thaw(struct vu_freeze *fz);
 /* Thaw whatever is frozen at mnt (used by recover); EINVAL (not frozen)
  * counts as success. */

@@ -141,7 +141,8 @@ VSTOR_API int vstor_vol_can(vstor_vol *v, int op, unsigned flags, char **why)
   static const unsigned allowed[VSTOR_OP__COUNT] = {
     [VSTOR_OP_EXTEND] = VSTOR_EXTEND_PREALLOC | VSTOR_EXTEND_RESIZE_FS,
     [VSTOR_OP_EXTEND_ONLINE] = VSTOR_EXTEND_PREALLOC | VSTOR_EXTEND_RESIZE_FS,
-    [VSTOR_OP_SNAPSHOT] = VSTOR_SNAPSHOT_CRASH_CONSISTENT | VSTOR_SNAPSHOT_NO_REFLINK,
+    [VSTOR_OP_SNAPSHOT] = VSTOR_SNAPSHOT_CRASH_CONSISTENT | VSTOR_SNAPSHOT_NO_REFLINK |
+                           VSTOR_SNAPSHOT_EXPEDITE,
     [VSTOR_OP_MIRROR] = VSTOR_MIRROR_SHALLOW | VSTOR_MIRROR_REUSE_DEST | VSTOR_MIRROR_VERIFY,
     [VSTOR_OP_PIVOT] = VSTOR_MIRROR_SHALLOW | VSTOR_MIRROR_REUSE_DEST | VSTOR_MIRROR_VERIFY,
   };
@@ -218,7 +219,7 @@ VSTOR_API int vstor_snapshot(vstor_vol *v, const char *dest, const vstor_opts *o
   VOL_CHECK(v, "vstor_snapshot");
   if (report) *report = NULL;
   if (vstor__check_flags(flags, VSTOR_SNAPSHOT_CRASH_CONSISTENT | VSTOR_SNAPSHOT_NO_REFLINK |
-                         VSTOR_DRY_RUN, "flags") < 0)
+                         VSTOR_SNAPSHOT_EXPEDITE | VSTOR_DRY_RUN, "flags") < 0)
     return -1;
   if (check_dest(v, dest) < 0) return -1;
   if (!v->ops->snapshot)

@@ -543,6 +543,88 @@ static void t_snapshot_killed_thaws(void **st)
   free(dest); free(img); free(loop); free(mnt);
 }
 
+/* VSTOR_SNAPSHOT_EXPEDITE: the kernel's RCU knob is set for the window and
+ * put back as it was -- after a normal run, when the operator had set it
+ * already, and by the guard when the caller is killed while frozen. */
+static char rcu_knob(int set)
+{
+  int fd = open("/sys/kernel/rcu_expedited", set < 0 ? O_RDONLY : O_WRONLY);
+  char c = set > 0 ? '1' : '0';
+  if (fd < 0) fail_msg("/sys/kernel/rcu_expedited: %s", strerror(errno));
+  ssize_t n = set < 0 ? read(fd, &c, 1) : write(fd, &c, 1);
+  close(fd);
+  assert_int_equal(n, 1);
+  return c;
+}
+
+static char *sha256_of_file(const char *dir, const char *name)
+{
+  char *p, *r;
+  if (asprintf(&p, "%s/%s", dir, name) < 0) abort();
+  r = sha256(p);
+  free(p);
+  return r;
+}
+
+static void t_snapshot_expedite(void **st)
+{
+  (void)st;
+  char saved = rcu_knob(-1);
+  char *loop, *mnt;
+  char *img = mkimage(xpool, "exp.img", 320, "xfs", true, &loop, true, &mnt);
+  assert_int_equal(sh("dd if=/dev/urandom of='%s/data' bs=1M count=8 status=none && sync", mnt), 0);
+  char *sum = sha256_of_file(mnt, "data");
+  vstor_ctx *c = test_ctx();
+  vstor_vol *v = open_ok(c, img);
+  char *dest;
+  rcu_knob(0);
+  for (int round = 0; round < 2; round++) {       /* knob off, then on by the operator */
+    assert_true(asprintf(&dest, "%s/exp%d.snap", xpool, round) > 0);
+    vstor_report *rep = NULL;
+    assert_int_equal(vstor_snapshot(v, dest, NULL, VSTOR_SNAPSHOT_EXPEDITE, &rep), 0);
+    assert_int_equal(vstor_report_consistency(rep), VSTOR_CONSISTENT_FS);
+    assert_true(vstor_report_frozen_us(rep) > 0);
+    assert_non_null(strstr(vstor_report_step_detail(rep, 0), "expedited"));
+    assert_int_equal(rcu_knob(-1), round ? '1' : '0');  /* as it was before */
+    vstor_report_free(rep);
+    assert_true(fs_writable(mnt, 2000));
+    /* the snapshot holds the data */
+    char *snapmnt = sh_out("d=$(mktemp -d) && mount -o ro,nouuid,norecovery '%s' \"$d\" && echo \"$d\"", dest);
+    assert_true(*snapmnt);
+    char *ssum = sha256_of_file(snapmnt, "data");
+    assert_string_equal(ssum, sum);
+    sh("umount '%s' && rmdir '%s'", snapmnt, snapmnt);
+    free(ssum); free(snapmnt); unlink(dest); free(dest);
+    rcu_knob(1);
+  }
+  rcu_knob(0);
+  vstor_close(v);
+  /* killed while frozen: the guard thaws and puts the knob back */
+  assert_true(asprintf(&dest, "%s/expkill.snap", xpool) > 0);
+  pid_t p = fork();
+  if (p == 0) {
+    setenv("VSTOR_FAULT", "file.snapshot.frozen", 1);
+    vstor_vol *kv;
+    if (vstor_open(c, img, 0, &kv) < 0) _exit(2);
+    vstor_opts *o = vstor_opts_new();
+    vstor_opts_set_freeze_timeout_ms(o, 60000);
+    vstor_snapshot(kv, dest, o, VSTOR_SNAPSHOT_EXPEDITE, NULL);
+    _exit(3);
+  }
+  int status;
+  waitpid(p, &status, 0);
+  assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+  assert_true(fs_writable(mnt, 2000));
+  for (int i = 0; i < 100 && rcu_knob(-1) != '0'; i++) usleep(20000);
+  assert_int_equal(rcu_knob(-1), '0');
+  assert_int_equal(vstor_recover(c, 0, NULL), 0);
+  assert_int_equal(access(dest, F_OK), -1);
+  vstor_ctx_free(c);
+  rcu_knob(saved == '1');
+  do_umount(mnt);
+  free(dest); free(img); free(loop); free(mnt); free(sum);
+}
+
 /* --- mirror / pivot ------------------------------------------------ */
 
 static vstor_job *mirror_ready(vstor_vol *v, const char *dest, uint64_t speed, unsigned flags)
@@ -815,6 +897,7 @@ int main(void)
     cmocka_unit_test(t_snapshot_refusals),
     cmocka_unit_test(t_snapshot_timeout_thaws),
     cmocka_unit_test(t_snapshot_killed_thaws),
+    cmocka_unit_test(t_snapshot_expedite),
     cmocka_unit_test(t_mirror_pivot_idle_loop),
     cmocka_unit_test(t_mirror_write_after_ready),
     cmocka_unit_test(t_mirror_pivot_readonly),

@@ -636,7 +636,8 @@ static void help(void)
 "  --state-dir DIR            locks and journal (default $VSTOR_STATE_DIR or /var/lib/vstor)\n"
 "  --backend-dir DIR          backend modules (default $VSTOR_BACKEND_DIR or the installed dir)\n"
 "  extend:   --prealloc (allocate the space), --resize-fs (grow the filesystem too)\n"
-"  snapshot: --crash-consistent, --no-reflink, --timeout MS (freeze bound, default 10000)\n"
+"  snapshot: --crash-consistent, --no-reflink, --expedite (fast FIFREEZE, see vstor(1)),\n"
+"            --timeout MS (freeze bound, default 10000)\n"
 "  mirror:   --speed BYTES/S (50M), --verify, --reuse, --shallow, --pivot, --complete\n"
 "  -h, --help, -V, --version\n\n"
 "URIs: /img, file:/img, loop:/dev/loop0, lvm:VG/LV, /dev/VG/LV, libvirt:DOM/vda[?uri=CONN],\n"
@@ -647,7 +648,7 @@ static void help(void)
 
 int main(int argc, char **argv)
 {
-  enum { O_JSON = 256, O_STATE, O_BACKEND, O_PREALLOC, O_RESIZE, O_CRASH, O_NOREFLINK, O_TIMEOUT,
+  enum { O_JSON = 256, O_STATE, O_BACKEND, O_PREALLOC, O_RESIZE, O_CRASH, O_NOREFLINK, O_EXPEDITE, O_TIMEOUT,
          O_SPEED, O_VERIFY, O_REUSE, O_SHALLOW, O_PIVOT, O_COMPLETE };
   static const struct option opts[] = {
     { "json", no_argument, NULL, O_JSON },        { "dry-run", no_argument, NULL, 'n' },
@@ -657,6 +658,7 @@ int main(int argc, char **argv)
     { "prealloc", no_argument, NULL, O_PREALLOC }, { "resize-fs", no_argument, NULL, O_RESIZE },
     { "crash-consistent", no_argument, NULL, O_CRASH },
     { "no-reflink", no_argument, NULL, O_NOREFLINK },
+    { "expedite", no_argument, NULL, O_EXPEDITE },
     { "timeout", required_argument, NULL, O_TIMEOUT }, { "speed", required_argument, NULL, O_SPEED },
     { "verify", no_argument, NULL, O_VERIFY },    { "reuse", no_argument, NULL, O_REUSE },
     { "shallow", no_argument, NULL, O_SHALLOW },  { "pivot", no_argument, NULL, O_PIVOT },
@@ -682,6 +684,7 @@ int main(int argc, char **argv)
     case O_RESIZE: ext |= VSTOR_EXTEND_RESIZE_FS; break;
     case O_CRASH: snap |= VSTOR_SNAPSHOT_CRASH_CONSISTENT; break;
     case O_NOREFLINK: snap |= VSTOR_SNAPSHOT_NO_REFLINK; break;
+    case O_EXPEDITE: snap |= VSTOR_SNAPSHOT_EXPEDITE; break;
     case O_TIMEOUT: {
       char *e;
       unsigned long t = strtoul(optarg, &e, 10);

@@ -50,3 +50,18 @@ def test_300_dry_run(vol, vol_env):
     rep = vol.snapshot(dest, dry_run=True)
     assert rep.steps
     assert not os.path.exists(dest)
+
+
+def test_300_snapshot_expedite(vol, vol_env):
+    # expedite=True reaches the library: the freeze step says so, and the
+    # kernel knob is back to what it was afterwards.
+    knob = "/sys/kernel/rcu_expedited"
+    with open(knob) as f:
+        before = f.read().strip()
+    dest = vol_env.path("snap-expedite.img")
+    rep = vol.snapshot(dest, timeout_ms=5000, expedite=True)
+    assert rep.consistency == vstor.Consistency.FS
+    assert "expedited" in rep.steps[0].detail
+    with open(knob) as f:
+        assert f.read().strip() == before
+    vol_env.write_data("after-expedite.bin", 4096)

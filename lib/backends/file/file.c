@@ -556,14 +556,14 @@ static int file_snapshot(vstor_vol *v, const char *dest, const struct vstor_opts
   vstor_fault("file.snapshot.created");
   struct vu_freeze fz;
   memset(&fz, 0, sizeof fz);
-  fz.mnt_fd = -1;
+  fz.mnt_fd = fz.qos_fd = -1;
   if (mnt) {
     /* Flush before freezing so the freeze and the clone find little left
      * to write: the frozen window then holds only what arrived since. */
     int mfd = open(mnt, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (mfd >= 0) { syncfs(mfd); close(mfd); }
     fdatasync(p->fd);
-    if (vu_freeze(&fz, mnt, o->freeze_timeout_ms) < 0) {
+    if (vu_freeze(&fz, mnt, o->freeze_timeout_ms, flags & VSTOR_SNAPSHOT_EXPEDITE) < 0) {
       if (!crash_ok) {
         char *m = vu_last_error_body();
         vu_step_set(rep, s_freeze, VSTOR_STEP_FAILED, m);
@@ -575,7 +575,9 @@ static int file_snapshot(vstor_vol *v, const char *dest, const struct vstor_opts
       vu_step_set(rep, s_freeze, VSTOR_STEP_SKIPPED, "freeze failed: crash-consistent");
       rep->consistency = VSTOR_CONSISTENT_CRASH;
     } else {
-      vu_step_set(rep, s_freeze, VSTOR_STEP_DONE, NULL);
+      vu_step_set(rep, s_freeze, VSTOR_STEP_DONE, !(flags & VSTOR_SNAPSHOT_EXPEDITE) ? NULL
+                  : fz.expedited ? "RCU grace periods expedited for the window"
+                  : "not expedited: /sys/kernel/rcu_expedited not writable");
       rep->consistency = VSTOR_CONSISTENT_FS;
     }
   } else rep->consistency = VSTOR_CONSISTENT_IDLE;

@@ -304,7 +304,7 @@ int file_job_complete(vstor_job *job)
   struct vu_freeze fz;
   if (mnt) {
     vstor_host->jrec_set(fj->jr, "frozen", mnt);
-    if (vu_freeze(&fz, mnt, job->opts.freeze_timeout_ms ? job->opts.freeze_timeout_ms : 10000) < 0)
+    if (vu_freeze(&fz, mnt, job->opts.freeze_timeout_ms ? job->opts.freeze_timeout_ms : 10000, false) < 0)
       return -1;
   }
   vstor_fault("file.complete.frozen");
