@@ -2,7 +2,7 @@
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  *
- * URI: libvirt:DOMAIN/TARGET[?uri=CONN]
+ * URI: libvirt:DOMAIN/TARGET[?uri=CONN][&conf=CEPHCONF][&id=CLIENT]
  *   DOMAIN  name, UUID or numeric id; TARGET the disk target ("vda");
  *   CONN    libvirt connection URI; default $LIBVIRT_DEFAULT_URI, else
  *           qemu:///system.
@@ -25,6 +25,13 @@
  *   mirror    virDomainBlockCopy (TRANSIENT_JOB for persistent domains),
  *             BLOCK_JOB_2 events + virDomainGetBlockJobInfo, pivot with
  *             virDomainBlockJobAbort(PIVOT), complete = abort after READY.
+ *
+ * RBD network disks (<disk type='network'><source protocol='rbd'>): lower
+ * layer rbd:POOL[/NS]/IMAGE?id=&conf= (URI's id/conf, else <auth username>
+ * / <config file>); extend = virDomainBlockResize (QEMU's rbd driver) and
+ * a size check through librbd; snapshot = guest freeze, the rbd layer's
+ * snapshot, thaw (a clone is made after the thaw); mirror = block copy
+ * with REUSE_EXT onto an image created here with librbd (HAVE_RBD).
  */
 #include "config.h"
 
@@ -50,6 +57,11 @@
 #include <libxml/tree.h>
 #include <libxml/xpath.h>
 
+#if HAVE_RBD
+#include <rados/librados.h>
+#include <rbd/librbd.h>
+#endif
+
 #include "backend.h"
 #include "util.h"
 
@@ -74,6 +86,13 @@ struct lvpriv {
   bool running, persistent, readonly_disk, has_mirror, mirror_ready;
   char *mirror_file;
   int agent;
+  /* network disk (<disk type='network'>) */
+  char *net_proto;      /* "rbd", "nbd", ... */
+  char *net_hosts;      /* the <host .../> elements, re-serialised */
+  char *auth_user, *secret_uuid, *secret_usage;
+  char *cfg_file;       /* <config file=...> (rbd) */
+  char *u_conf, *u_client; /* conf=/id= of the libvirt URI */
+  char *lower_err;      /* why the lower layer did not open */
   /* guest filesystem on the disk, from the agent */
   char *g_dev, *g_mnt, *g_fstype;
 };
@@ -223,6 +242,8 @@ static int lv_parse(struct lvpriv *p)
 {
   FREE(p->src_type); FREE(p->src_path); FREE(p->fmt); FREE(p->device);
   FREE(p->mirror_file);
+  FREE(p->net_proto); FREE(p->net_hosts); FREE(p->auth_user); FREE(p->secret_uuid);
+  FREE(p->secret_usage); FREE(p->cfg_file);
   p->has_mirror = p->mirror_ready = p->readonly_disk = false;
   p->agent = AGENT_NONE;
   int act = virDomainIsActive(p->dom);
@@ -263,11 +284,40 @@ static int lv_parse(struct lvpriv *p)
   if (!p->src_path) p->src_path = xattr(src, "dev");
   if (!p->src_path) p->src_path = xattr(src, "name");
   p->readonly_disk = xchild(disk, "readonly") != NULL;
+  if (p->src_type && !strcmp(p->src_type, "network") && src) {
+    p->net_proto = xattr(src, "protocol");
+    /* hosts, re-serialised from known attributes only */
+    char *hs = vu_strdup("");
+    for (xmlNodePtr h = src->children; h; h = h->next) {
+      if (h->type != XML_ELEMENT_NODE || strcmp((const char *)h->name, "host"))
+        continue;
+      char *hn = xattr(h, "name"), *hp = xattr(h, "port"), *ht = xattr(h, "transport");
+      char *en = hn ? xml_escape(hn) : NULL, *ep = hp ? xml_escape(hp) : NULL;
+      char *et = ht ? xml_escape(ht) : NULL;
+      char *n = vu_asprintf("%s<host%s%s%s%s%s%s%s%s%s/>", hs, en ? " name='" : "", en ? en : "",
+                            en ? "'" : "", ep ? " port='" : "", ep ? ep : "", ep ? "'" : "",
+                            et ? " transport='" : "", et ? et : "", et ? "'" : "");
+      free(hs); hs = n;
+      free(hn); free(hp); free(ht); free(en); free(ep); free(et);
+    }
+    p->net_hosts = hs;
+    /* <auth> is a child of <disk> or (since libvirt 3.9) of <source> */
+    xmlNodePtr auth = xchild(src, "auth");
+    if (!auth) auth = xchild(disk, "auth");
+    if (auth) {
+      p->auth_user = xattr(auth, "username");
+      xmlNodePtr sec = xchild(auth, "secret");
+      p->secret_uuid = xattr(sec, "uuid");
+      p->secret_usage = xattr(sec, "usage");
+    }
+    p->cfg_file = xattr(xchild(src, "config"), "file");
+  }
   xmlNodePtr mir = xchild(disk, "mirror");
   if (mir) {
     p->has_mirror = true;
     p->mirror_file = xattr(mir, "file");
     if (!p->mirror_file) p->mirror_file = xattr(xchild(mir, "source"), "file");
+    if (!p->mirror_file) p->mirror_file = xattr(xchild(mir, "source"), "name");
     char *rd = xattr(mir, "ready");
     p->mirror_ready = rd && !strcmp(rd, "yes");
     free(rd);
@@ -291,6 +341,60 @@ out:
   if (xc) xmlXPathFreeContext(xc);
   xmlFreeDoc(doc);
   return rc;
+}
+
+/* Free what lv_parse filled (for the temporary lvpriv of jobs/recover). */
+static void parse_free(struct lvpriv *p)
+{
+  FREE(p->src_type); FREE(p->src_path); FREE(p->fmt); FREE(p->device); FREE(p->mirror_file);
+  FREE(p->net_proto); FREE(p->net_hosts); FREE(p->auth_user); FREE(p->secret_uuid);
+  FREE(p->secret_usage); FREE(p->cfg_file);
+}
+
+static bool is_net(const struct lvpriv *p) { return p->src_type && !strcmp(p->src_type, "network"); }
+static bool is_rbd(const struct lvpriv *p)
+{
+  return is_net(p) && p->net_proto && !strcmp(p->net_proto, "rbd") && p->src_path;
+}
+
+/* cephx user and ceph.conf for the librbd side of an RBD network disk:
+ * the libvirt URI's id=/conf= first, else the disk's <auth username> and
+ * <config file>, else librados' defaults (client.admin, $CEPH_CONF). */
+static const char *rbd_id(const struct lvpriv *p)
+{
+  return p->u_client ? p->u_client : p->auth_user;
+}
+static const char *rbd_conf(const struct lvpriv *p)
+{
+  return p->u_conf ? p->u_conf : p->cfg_file;
+}
+
+/* Percent-encode a URI query value. */
+static char *qenc(const char *s)
+{
+  char *o = vu_calloc(strlen(s) * 3 + 1, 1), *q = o;
+  for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
+    if ((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+        strchr("/-._~:", *c))
+      *q++ = (char)*c;
+    else
+      q += sprintf(q, "%%%02X", *c);
+  }
+  return o;
+}
+
+/* "rbd:POOL[/NS]/IMAGE[@SNAP]?id=..&conf=.." for the disk's image (name
+ * may carry a snapshot: "rbd:POOL/IMAGE@SNAP"). */
+static char *rbd_uri_of(const struct lvpriv *p, const char *name)
+{
+  const char *id = rbd_id(p), *conf = rbd_conf(p);
+  char *eid = id ? qenc(id) : NULL, *ecf = conf ? qenc(conf) : NULL;
+  char *u = vu_asprintf("rbd:%s%s%s%s%s%s", name, id || conf ? "?" : "",
+                        id ? "id=" : "", id ? eid : "", id && conf ? "&" : "",
+                        conf ? "conf=" : "");
+  if (conf) { char *n = vu_asprintf("%s%s", u, ecf); free(u); u = n; }
+  free(eid); free(ecf);
+  return u;
 }
 
 /* ---- guest agent ----------------------------------------------------- */
@@ -471,6 +575,8 @@ static void lv_free(struct lvpriv *p)
   free(p->conn_uri); free(p->name); free(p->uuid); free(p->target);
   free(p->src_type); free(p->src_path); free(p->fmt); free(p->device);
   free(p->mirror_file); free(p->g_dev); free(p->g_mnt); free(p->g_fstype);
+  free(p->net_proto); free(p->net_hosts); free(p->auth_user); free(p->secret_uuid);
+  free(p->secret_usage); free(p->cfg_file); free(p->u_conf); free(p->u_client); free(p->lower_err);
   free(p);
 }
 
@@ -524,6 +630,34 @@ static int lv_layers(vstor_vol *vol)
       vu_layer_prop(l, "opened", "no");
     }
     free(u);
+  } else if (is_rbd(p)) {
+    /* RBD network disk: the image through the rbd backend (its URI has no
+     * libvirt=, so it does not look for this domain again). */
+    char *u = rbd_uri_of(p, p->src_path);
+    vstor_vol *lo = NULL;
+    FREE(p->lower_err);
+    int s_code = 0, s_en = 0;      /* a failed lower open must not leave its error */
+    char *s_msg = vstor_host->error_get(&s_code, &s_en);
+    if (vstor_host->open_lower(vol->ctx, u, vol->flags & VSTOR_OPEN_READONLY, &lo) == 0) {
+      vol->lower = lo;
+      for (size_t i = 0; i < lo->nlayers; i++) {
+        struct vstor_layer *s = &lo->layers[i];
+        struct vstor_layer *l = vu_layer_add(vol, s->role, s->type, s->path, s->size);
+        for (size_t k = 0; k < s->nprops; k++)
+          vu_layer_prop(l, s->props[k].key, s->props[k].val);
+      }
+    } else {
+      int code = 0, en = 0;
+      p->lower_err = vstor_host->error_get(&code, &en);
+      vstor_log(vol->ctx, VSTOR_LOG_INFO, "%s: lower layer %s not opened: %s", p->name, u,
+                p->lower_err ? p->lower_err : "?");
+      struct vstor_layer *l = vu_layer_add(vol, "storage", "rbd", p->src_path, 0);
+      vu_layer_prop(l, "opened", "no");
+      if (p->lower_err) vu_layer_prop(l, "error", p->lower_err);
+      vstor_host->error_set(s_code, s_en, s_msg);
+    }
+    free(s_msg);
+    free(u);
   } else {
     struct vstor_layer *l = vu_layer_add(vol, "storage", p->src_type,
                                          p->src_path ? p->src_path : "?", 0);
@@ -534,6 +668,10 @@ static int lv_layers(vstor_vol *vol)
   struct vstor_layer *h = vu_layer_add(vol, "hypervisor", "libvirt", p->name, sz);
   vu_layer_prop(h, "format", p->fmt);
   vu_layer_prop(h, "source", p->src_path ? p->src_path : "");
+  if (is_net(p)) {
+    vu_layer_prop(h, "protocol", p->net_proto ? p->net_proto : "?");
+    if (p->auth_user) vu_layer_prop(h, "auth", p->auth_user);
+  }
   vu_layer_prop(h, "running", p->running ? "yes" : "no");
   vu_layer_prop(h, "persistent", p->persistent ? "yes" : "no");
   vu_layer_prop(h, "agent", p->agent == AGENT_CONNECTED ? "connected"
@@ -559,6 +697,8 @@ static int lv_open(vstor_vol *vol)
   p->conn_uri = vu_strdup(default_uri(u->conn));
   p->target = vu_strdup(u->disk);
   p->name = vu_asprintf("%s/%s", u->domain, u->disk);
+  p->u_conf = u->conf ? vu_strdup(u->conf) : NULL;
+  p->u_client = u->client ? vu_strdup(u->client) : NULL;
   if (!(p->conn = lv_connect(p->conn_uri)) || !(p->dom = lv_lookup(p->conn, u->domain))) {
     lv_free(p);
     return -1;
@@ -624,20 +764,96 @@ static int no(char **why, const char *fmt, ...)
   return 0;
 }
 
+#define AGENT_WHY (p->agent == AGENT_NONE \
+      ? "%s: the domain has no guest agent channel (" AGENT_CHANNEL ")%s" \
+      : "%s: the guest agent is not answering in the guest%s")
+
+/* Capabilities of an RBD network disk: QEMU's rbd driver grows the image
+ * (virDomainBlockResize), the agent freezes the guest around an RBD
+ * snapshot made through the lower layer, libvirt's block copy mirrors onto
+ * another RBD image. */
+static int lv_can_rbd(vstor_vol *vol, int op, unsigned flags, char **why)
+{
+  struct lvpriv *p = vol->priv;
+#define agent_ok (p->running && p->agent == AGENT_CONNECTED && agent_ping(p) == 0)
+  switch (op) {
+  case VSTOR_OP_EXTEND:
+    if (!p->running && !vol->lower)
+      return no(why, "%s: domain not running and the image %s could not be opened through librbd (%s)",
+                p->name, p->src_path, p->lower_err ? p->lower_err : "?");
+    return 1;
+  case VSTOR_OP_EXTEND_ONLINE:
+    if (!p->running)
+      return no(why, "%s: domain is not running%s", p->name, "");
+    return 1;     /* virDomainBlockResize: QEMU's rbd driver resizes and tells the guest */
+  case VSTOR_OP_RESIZE_FS:
+  case VSTOR_OP_FREEZE:
+    if (!p->running)
+      return no(why, "%s: domain is not running%s", p->name, "");
+    if (!agent_ok)
+      return no(why, AGENT_WHY, p->name, "");
+    if (op == VSTOR_OP_RESIZE_FS) {
+      if (guest_fs(p) < 0 || !p->g_mnt)
+        return no(why, "%s: the guest agent reports no mounted filesystem on this disk%s", p->name, "");
+      if (strncmp(p->g_fstype, "ext", 3) && strcmp(p->g_fstype, "xfs"))
+        return no(why, "%s: cannot grow guest filesystem type %s", p->name, p->g_fstype);
+      if (strcmp(p->g_dev, p->target))
+        return no(why, "%s: guest filesystem is on %s, not the whole disk (grow the partition first)",
+                  p->name, p->g_dev);
+    }
+    return 1;
+  case VSTOR_OP_SNAPSHOT:
+    if (!vol->lower)
+      return no(why, "%s: the image %s could not be opened through librbd (%s)", p->name,
+                p->src_path, p->lower_err ? p->lower_err : "?");
+    if (p->has_mirror)
+      return no(why, "%s: a block job is active on the disk%s", p->name, "");
+    if (!p->running || (flags & VSTOR_SNAPSHOT_CRASH_CONSISTENT))
+      return 1;
+    if (!agent_ok)
+      return no(why, AGENT_WHY, p->name,
+                " (pass VSTOR_SNAPSHOT_CRASH_CONSISTENT for a crash-consistent RBD snapshot)");
+    if (access(VIRSH, X_OK) != 0)
+      return no(why, "%s: %s missing (the freeze guard needs it)", p->name, VIRSH);
+    return 1;     /* guest freeze (agent) + rbd_snap_create + thaw */
+  case VSTOR_OP_MIRROR:
+  case VSTOR_OP_PIVOT:
+    if (!p->running)
+      return no(why, "%s: domain is not running (block copy needs a live domain; an unused image "
+                "moves with RBD live migration: rbd:%s)", p->name, p->src_path);
+    if (p->has_mirror && op == VSTOR_OP_MIRROR)
+      return no(why, "%s: a block job is already active on the disk%s", p->name, "");
+    if (flags & VSTOR_MIRROR_VERIFY)
+      return no(why, "%s: VERIFY is not supported on a live QEMU mirror%s", p->name, "");
+#if !HAVE_RBD
+    if (op == VSTOR_OP_MIRROR && !(flags & VSTOR_MIRROR_REUSE_DEST))
+      return no(why, "%s: the libvirt module was built without librbd: it cannot create the "
+                "destination image (pre-create it and pass REUSE_DEST)%s", p->name, "");
+#endif
+    return 1;     /* libvirt block copy onto RBD (the guest keeps the image open: no migration) */
+  default:
+    return no(why, "%s: unknown operation%s", p->name, "");
+  }
+#undef agent_ok
+}
+
 static int lv_can(vstor_vol *vol, int op, unsigned flags, char **why)
 {
   struct lvpriv *p = vol->priv;
   if (lv_parse(p) < 0)
     return -1;
   bool file = !strcmp(p->src_type, "file"), block = !strcmp(p->src_type, "block");
-  if (!file && !block && op != VSTOR_OP_FREEZE)
-    return no(why, "%s: disk type '%s' is not supported (file or block only)", p->name, p->src_type);
+  bool rbd = is_rbd(p);
+  if (is_net(p) && !rbd && op != VSTOR_OP_FREEZE)
+    return no(why, "%s: network disk protocol '%s' is not supported (rbd only)", p->name,
+              p->net_proto ? p->net_proto : "?");
+  if (!file && !block && !rbd && op != VSTOR_OP_FREEZE)
+    return no(why, "%s: disk type '%s' is not supported (file, block or network rbd)", p->name, p->src_type);
   if (p->readonly_disk && op != VSTOR_OP_FREEZE && op != VSTOR_OP_SNAPSHOT
       && op != VSTOR_OP_MIRROR)
     return no(why, "%s: disk is read-only in the domain", p->name);
-#define AGENT_WHY (p->agent == AGENT_NONE \
-      ? "%s: the domain has no guest agent channel (" AGENT_CHANNEL ")%s" \
-      : "%s: the guest agent is not answering in the guest%s")
+  if (rbd)
+    return lv_can_rbd(vol, op, flags, why);
   switch (op) {
   case VSTOR_OP_EXTEND:
     if (!p->running && block && !vol->lower)
@@ -695,6 +911,189 @@ static int lv_can(vstor_vol *vol, int op, unsigned flags, char **why)
   }
 }
 
+/* ---- librbd side of RBD network disks -------------------------------- */
+
+/* "POOL[/NS]/IMAGE[@SNAP]" split in place. */
+struct rname { char *buf, *pool, *ns, *image, *snap; };
+static int rname_parse(const char *what, const char *text, struct rname *n)
+{
+  memset(n, 0, sizeof *n);
+  n->buf = vu_strdup(text);
+  char *at = strchr(n->buf, '@');
+  if (at) { *at = 0; n->snap = at + 1; }
+  char *a = n->buf, *b = strchr(a, '/'), *c = b ? strchr(b + 1, '/') : NULL;
+  if (!b || (c && strchr(c + 1, '/')) || strchr(n->buf, '?') || strchr(n->buf, '&')) {
+    free(n->buf); n->buf = NULL;
+    return lerr(VSTOR_E_INVAL, "%s '%s': expected POOL[/NAMESPACE]/IMAGE", what, text);
+  }
+  *b = 0;
+  n->pool = a;
+  if (c) { *c = 0; n->ns = b + 1; n->image = c + 1; } else n->image = b + 1;
+  if (!*n->pool || !*n->image || (n->ns && !*n->ns) || (n->snap && !*n->snap)) {
+    free(n->buf); n->buf = NULL;
+    return lerr(VSTOR_E_INVAL, "%s '%s': empty pool, namespace, image or snapshot name", what, text);
+  }
+  return 0;
+}
+
+#if HAVE_RBD
+/* A short-lived librados connection with the disk's cephx user and
+ * ceph.conf (bounded timeouts, as in the rbd backend). */
+static int rc_connect(const char *conf, const char *id, rados_t *out)
+{
+  char *name = vu_asprintf("client.%s", id && *id ? id : "admin");
+  int r = rados_create2(out, "ceph", name, 0);
+  free(name);
+  if (r < 0)
+    return lerr(VSTOR_E_BACKEND, "librados: rados_create2: %s", strerror(-r));
+  rados_conf_parse_env(*out, NULL);
+  r = rados_conf_read_file(*out, conf && *conf ? conf : NULL);
+  if (r < 0 && (conf && *conf)) {
+    rados_shutdown(*out);
+    return lerr(r == -ENOENT ? VSTOR_E_NOENT : VSTOR_E_BACKEND, "Ceph configuration %s: %s",
+                conf, strerror(-r));
+  }
+  rados_conf_set(*out, "client_mount_timeout", "10");
+  rados_conf_set(*out, "rados_mon_op_timeout", "10");
+  rados_conf_set(*out, "rados_osd_op_timeout", "10");
+  r = rados_connect(*out);
+  if (r < 0) {
+    rados_shutdown(*out);
+    return lerr(r == -ETIMEDOUT ? VSTOR_E_TIMEOUT : r == -EACCES || r == -EPERM ? VSTOR_E_PERM
+                : VSTOR_E_BACKEND, "Ceph cluster (client.%s, conf %s): rados_connect: %s",
+                id && *id ? id : "admin", conf && *conf ? conf : "default search", strerror(-r));
+  }
+  return 0;
+}
+
+static int rc_ioctx(rados_t cl, const struct rname *n, rados_ioctx_t *io)
+{
+  int r = rados_ioctx_create(cl, n->pool, io);
+  if (r == -ENOENT)
+    return lerr(VSTOR_E_NOENT, "Ceph pool '%s' does not exist", n->pool);
+  if (r < 0)
+    return lerr(VSTOR_E_BACKEND, "Ceph pool '%s': rados_ioctx_create: %s", n->pool, strerror(-r));
+  rados_ioctx_set_namespace(*io, n->ns ? n->ns : "");
+  return 0;
+}
+
+/* Does image n exist?  1 yes, 0 no, -1 error. */
+static int rc_exists(rados_t cl, const struct rname *n)
+{
+  rados_ioctx_t io;
+  if (rc_ioctx(cl, n, &io) < 0)
+    return -1;
+  rbd_image_t img;
+  int r = rbd_open_read_only(io, n->image, &img, NULL);
+  if (r == 0) rbd_close(img);
+  rados_ioctx_destroy(io);
+  if (r == 0) return 1;
+  if (r == -ENOENT) return 0;
+  return lerr(VSTOR_E_BACKEND, "RBD image %s: rbd_open_read_only: %s", n->image, strerror(-r));
+}
+
+/* Create dst with the size, features and object size (order) of src. */
+static int rc_create_like(rados_t cl, const struct rname *src, const struct rname *dst, uint64_t size)
+{
+  rados_ioctx_t sio, dio;
+  if (rc_ioctx(cl, src, &sio) < 0)
+    return -1;
+  rbd_image_t img;
+  int r = rbd_open_read_only(sio, src->image, &img, NULL);
+  if (r < 0) {
+    rados_ioctx_destroy(sio);
+    return lerr(VSTOR_E_BACKEND, "RBD image %s: rbd_open_read_only: %s", src->image, strerror(-r));
+  }
+  uint64_t feat = 0;
+  rbd_image_info_t st;
+  rbd_get_features(img, &feat);
+  r = rbd_stat(img, &st, sizeof st);
+  rbd_close(img);
+  rados_ioctx_destroy(sio);
+  if (r < 0)
+    return lerr(VSTOR_E_BACKEND, "RBD image %s: rbd_stat: %s", src->image, strerror(-r));
+  if (rc_ioctx(cl, dst, &dio) < 0)
+    return -1;
+  int order = st.order;
+  r = rbd_create2(dio, dst->image, size, feat, &order);
+  rados_ioctx_destroy(dio);
+  if (r == -EEXIST)
+    return lerr(VSTOR_E_EXIST, "mirror destination rbd:%s already exists", dst->image);
+  if (r < 0)
+    return lerr(VSTOR_E_BACKEND, "RBD image %s: rbd_create2: %s", dst->image, strerror(-r));
+  return 0;
+}
+
+static int rc_remove(rados_t cl, const struct rname *n)
+{
+  rados_ioctx_t io;
+  if (rc_ioctx(cl, n, &io) < 0)
+    return -1;
+  int r = rbd_remove(io, n->image);
+  rados_ioctx_destroy(io);
+  if (r < 0 && r != -ENOENT)
+    return lerr(r == -EBUSY ? VSTOR_E_BUSY : VSTOR_E_BACKEND, "RBD image %s: rbd_remove: %s",
+                n->image, strerror(-r));
+  return 0;
+}
+
+static int rc_snap_remove(rados_t cl, const struct rname *n, const char *snap)
+{
+  rados_ioctx_t io;
+  if (rc_ioctx(cl, n, &io) < 0)
+    return -1;
+  rbd_image_t img;
+  int r = rbd_open(io, n->image, &img, NULL);
+  if (r == 0) {
+    int prot = 0;
+    if (rbd_snap_is_protected(img, snap, &prot) == 0 && prot)
+      rbd_snap_unprotect(img, snap);
+    r = rbd_snap_remove(img, snap);
+    rbd_close(img);
+  }
+  rados_ioctx_destroy(io);
+  if (r < 0 && r != -ENOENT)
+    return lerr(VSTOR_E_BACKEND, "RBD snapshot %s@%s: rbd_snap_remove: %s", n->image, snap, strerror(-r));
+  return 0;
+}
+
+/* One-shot wrappers: connect, act, disconnect. */
+static int rbd_remove_image(const char *conf, const char *id, const char *name)
+{
+  struct rname n;
+  if (rname_parse("RBD image", name, &n) < 0) return -1;
+  rados_t cl;
+  int r = rc_connect(conf, id, &cl);
+  if (r == 0) { r = rc_remove(cl, &n); rados_shutdown(cl); }
+  free(n.buf);
+  return r;
+}
+
+static int rbd_remove_snap(const char *conf, const char *id, const char *name, const char *snap)
+{
+  struct rname n;
+  if (rname_parse("RBD image", name, &n) < 0) return -1;
+  rados_t cl;
+  int r = rc_connect(conf, id, &cl);
+  if (r == 0) { r = rc_snap_remove(cl, &n, snap); rados_shutdown(cl); }
+  free(n.buf);
+  return r;
+}
+#else
+static int rbd_remove_image(const char *conf, const char *id, const char *name)
+{
+  (void)conf; (void)id;
+  return lerr(VSTOR_E_NOTSUP, "rbd:%s: the libvirt module was built without librbd: remove it "
+              "with the rbd CLI", name);
+}
+static int rbd_remove_snap(const char *conf, const char *id, const char *name, const char *snap)
+{
+  (void)conf; (void)id;
+  return lerr(VSTOR_E_NOTSUP, "rbd:%s@%s: the libvirt module was built without librbd: remove it "
+              "with the rbd CLI", name, snap);
+}
+#endif
+
 /* ---- extend ---------------------------------------------------------- */
 
 static int wait_guest_size(struct lvpriv *p, uint64_t size, int timeout_ms)
@@ -719,6 +1118,74 @@ static int wait_guest_size(struct lvpriv *p, uint64_t size, int timeout_ms)
   return rc;
 }
 
+/* RBD network disk, steps 1-2.  Running: virDomainBlockResize -- QEMU's
+ * rbd driver resizes the image (rbd_resize) and the guest's virtio disk
+ * sees the new capacity; an rbd_resize from outside would reach the image
+ * but not the guest.  Then the image's size is checked through the lower
+ * (rbd) layer.  Not running: rbd_resize through the lower layer. */
+static int extend_rbd(vstor_vol *vol, uint64_t size, uint64_t cur, const struct vstor_opts *o,
+                      unsigned flags, vstor_report *rep, bool *changed)
+{
+  struct lvpriv *p = vol->priv;
+  bool dry = flags & VSTOR_DRY_RUN;
+  if (flags & VSTOR_EXTEND_PREALLOC)
+    return lerr(VSTOR_E_NOTSUP, "%s: RBD images are thin-provisioned: PREALLOC is not supported", p->name);
+  if (size <= cur)
+    return 0;
+  if (!p->running) {
+    if (!vol->lower)
+      return lerr(VSTOR_E_NOTSUP, "%s: domain not running and the image %s could not be opened "
+                  "through librbd: %s", p->name, p->src_path, p->lower_err ? p->lower_err : "?");
+    if (vol->lower->ops->extend(vol->lower, size, o, flags & VSTOR_DRY_RUN, rep) < 0)
+      return -1;
+    *changed = !dry;
+    vu_step(rep, p->name, "virDomainBlockResize", VSTOR_STEP_SKIPPED, 0,
+            "domain not running: it sees the new size when started");
+    return 0;
+  }
+  size_t i = rep->nsteps;
+  vu_step(rep, p->name, "virDomainBlockResize (QEMU's rbd driver resizes the image)",
+          VSTOR_STEP_PLANNED, 0, "rbd:%s to %llu bytes; the guest's disk sees it online",
+          p->src_path, (unsigned long long)size);
+  if (dry)
+    return 0;
+  vstor_fault("libvirt-extend-before-blockresize");
+  uint64_t t0 = vu_now_us();
+  if (virDomainBlockResize(p->dom, p->target, size, VIR_DOMAIN_BLOCK_RESIZE_BYTES) < 0) {
+    verr(VSTOR_E_BACKEND, p->name, "virDomainBlockResize");
+    vu_step_set(rep, i, VSTOR_STEP_FAILED, last_msg);
+    return -1;
+  }
+  *changed = true;
+  char *d = vu_asprintf("in %llu us", (unsigned long long)(vu_now_us() - t0));
+  vu_step_set(rep, i, VSTOR_STEP_DONE, d);
+  free(d);
+  if (vol->lower) {
+    uint64_t now = 0;
+    size_t k = rep->nsteps;
+    vu_step(rep, p->src_path, "verify image size (librbd)", VSTOR_STEP_PLANNED, 0, "%llu bytes",
+            (unsigned long long)size);
+    if (vol->lower->ops->size(vol->lower, &now) < 0 || now < size) {
+      char *m;
+      if (now) {
+        lerr(VSTOR_E_BACKEND, "QEMU reports success but the image rbd:%s is %llu bytes, not %llu",
+             p->src_path, (unsigned long long)now, (unsigned long long)size);
+        m = vu_strdup(last_msg);
+      } else {
+        int c = 0, e = 0;
+        m = vstor_host->error_get(&c, &e);   /* set by the rbd layer */
+      }
+      vu_step_set(rep, k, VSTOR_STEP_FAILED, m);
+      lerr(VSTOR_E_PARTIAL, "%s: grown by QEMU, but the image size could not be confirmed: %s",
+           p->name, m ? m : "?");
+      free(m);
+      return -1;
+    }
+    vu_step_set(rep, k, VSTOR_STEP_DONE, NULL);
+  }
+  return 0;
+}
+
 static int lv_extend(vstor_vol *vol, uint64_t size, const struct vstor_opts *o,
                      unsigned flags, vstor_report *rep)
 {
@@ -736,8 +1203,14 @@ static int lv_extend(vstor_vol *vol, uint64_t size, const struct vstor_opts *o,
                      p->name, (unsigned long long)size, (unsigned long long)cur);
   bool file = !strcmp(p->src_type, "file"), block = !strcmp(p->src_type, "block");
   bool qcow2 = !strcmp(p->fmt, "qcow2"), raw = !strcmp(p->fmt, "raw");
-  if (!file && !block)
+  bool rbd = is_rbd(p);
+  if (is_net(p) && !rbd)
+    return lerr(VSTOR_E_NOTSUP, "%s: network disk protocol '%s' is not supported (rbd only)", p->name,
+                p->net_proto ? p->net_proto : "?");
+  if (!file && !block && !rbd)
     return lerr(VSTOR_E_NOTSUP, "%s: disk type '%s' is not supported", p->name, p->src_type);
+  if (rbd && !raw)
+    return lerr(VSTOR_E_NOTSUP, "%s: RBD disk with format '%s' is not supported (raw only)", p->name, p->fmt);
   if (!raw && !qcow2)
     return lerr(VSTOR_E_NOTSUP, "%s: image format '%s' is not supported", p->name, p->fmt);
   if (p->has_mirror)
@@ -756,6 +1229,12 @@ static int lv_extend(vstor_vol *vol, uint64_t size, const struct vstor_opts *o,
             (unsigned long long)cur);
     /* fall through to the fs step: a fs smaller than its disk still grows */
   }
+  bool changed = false;
+  if (rbd) {
+    if (extend_rbd(vol, size, cur, o, flags, rep, &changed) < 0)
+      return -1;
+    goto guest;
+  }
   /* 1. storage below: raw file / block device through its backend (no
    * loop or filesystem steps: QEMU is the only user). */
   bool lower_step = raw && size > cur;
@@ -769,7 +1248,6 @@ static int lv_extend(vstor_vol *vol, uint64_t size, const struct vstor_opts *o,
   if (lower_step && !vol->lower)
     return lerr(VSTOR_E_NOTSUP, "%s: source %s could not be opened as a lower layer",
                      p->name, p->src_path);
-  bool changed = false;
   if (lower_step) {
     unsigned lf = (flags & (VSTOR_EXTEND_PREALLOC | VSTOR_DRY_RUN));
     if (vol->lower->ops->extend(vol->lower, size, o, lf, rep) < 0)
@@ -821,6 +1299,7 @@ static int lv_extend(vstor_vol *vol, uint64_t size, const struct vstor_opts *o,
               "domain not running: it sees the new size when started");
     }
   }
+guest:
   /* 3. guest filesystem through the agent */
   if (fs) {
     bool xfs = !strcmp(p->g_fstype, "xfs");
@@ -997,6 +1476,256 @@ static int undo_overlay(struct lvpriv *p, const char *dest)
   return 0;
 }
 
+static void rep_clear(struct vstor_report *r)
+{
+  for (size_t i = 0; i < r->nsteps; i++) {
+    free(r->steps[i].layer); free(r->steps[i].action); free(r->steps[i].detail);
+  }
+  free(r->steps); free(r->method);
+  memset(r, 0, sizeof *r);
+}
+
+/* Append the rbd layer's steps; its "crash-consistent" (the image is in
+ * use) is reworded when the guest was frozen around the snapshot. */
+static void splice_steps(vstor_report *rep, const struct vstor_report *mid, bool freeze)
+{
+  for (size_t i = 0; i < mid->nsteps; i++) {
+    const char *dt = mid->steps[i].detail ? mid->steps[i].detail : "";
+    const char *cc = freeze ? strstr(dt, "(crash-consistent") : NULL;
+    if (cc)
+      vu_step(rep, mid->steps[i].layer, mid->steps[i].action, mid->steps[i].status,
+              mid->steps[i].reversible, "%.*s(guest filesystems frozen)", (int)(cc - dt), dt);
+    else
+      vu_step(rep, mid->steps[i].layer, mid->steps[i].action, mid->steps[i].status,
+              mid->steps[i].reversible, "%s", dt);
+  }
+}
+
+/* Snapshot of an RBD network disk: guest freeze through the agent (under
+ * the guard), rbd_snap_create through the lower (rbd) layer, thaw.  A
+ * clone destination (rbd:POOL2/NEW) is made after the thaw from the
+ * snapshot (protect + clone): the frozen window holds only the snapshot. */
+static int snapshot_rbd(vstor_vol *vol, const char *dest, const struct vstor_opts *o,
+                        unsigned flags, vstor_report *rep)
+{
+  struct lvpriv *p = vol->priv;
+  bool dry = flags & VSTOR_DRY_RUN, crash = flags & VSTOR_SNAPSHOT_CRASH_CONSISTENT;
+  uint32_t tmo = o && o->freeze_timeout_ms ? o->freeze_timeout_ms : 10000;
+  if (!vol->lower)
+    return lerr(VSTOR_E_NOTSUP, "%s: the image rbd:%s could not be opened through librbd: %s",
+                p->name, p->src_path, p->lower_err ? p->lower_err : "?");
+  if (p->has_mirror)
+    return lerr(VSTOR_E_BUSY, "%s: a block job is active on the disk", p->name);
+  struct rname src, d;
+  if (rname_parse("disk source", p->src_path, &src) < 0)
+    return -1;
+  char *snapname = NULL, *head_dest = NULL, *clone_dest = NULL;
+  int rc = -1;
+  struct vstor_report scratch = { 0 };
+  if (!strncmp(dest, "rbd:", 4)) {
+    if (rname_parse("snapshot destination", dest + 4, &d) < 0)
+      goto out;
+    bool self = !strcmp(d.pool, src.pool) && !strcmp(d.image, src.image) &&
+                !strcmp(d.ns ? d.ns : "", src.ns ? src.ns : "");
+    if (self) {
+      snapname = d.snap ? vu_strdup(d.snap) : NULL;
+      head_dest = vu_strdup(dest);
+    } else {
+      snapname = d.snap ? vu_strdup(d.snap) : vu_asprintf("vstor-clone-%s", d.image);
+      clone_dest = vu_strdup(dest);
+    }
+    free(d.buf);
+    if (!snapname) {   /* let the rbd layer word the error */
+      vol->lower->ops->snapshot(vol->lower, dest, o, VSTOR_DRY_RUN | VSTOR_SNAPSHOT_CRASH_CONSISTENT, &scratch);
+      goto out;
+    }
+    if (!head_dest)
+      head_dest = vu_asprintf("rbd:%s%s%s/%s@%s", src.pool, src.ns ? "/" : "", src.ns ? src.ns : "",
+                              src.image, snapname);
+  } else {
+    snapname = vu_strdup(dest);
+    head_dest = vu_strdup(dest);
+  }
+  /* Check everything before the freeze: a dry run of the rbd layer on the
+   * destination as given (name syntax, snapshot or clone exists, pool,
+   * layering feature). */
+  if (vol->lower->ops->snapshot(vol->lower, dest, o, VSTOR_DRY_RUN | VSTOR_SNAPSHOT_CRASH_CONSISTENT,
+                                &scratch) < 0)
+    goto out;
+  rep_clear(&scratch);
+  bool freeze = false;
+  if (p->running) {
+    bool agent_ok = p->agent == AGENT_CONNECTED && agent_ping(p) == 0;
+    if (!agent_ok && !crash) {
+      lerr(VSTOR_E_NOTSUP, "%s: %s; refusing an unquiesced RBD snapshot "
+           "(VSTOR_SNAPSHOT_CRASH_CONSISTENT allows it)", p->name,
+           p->agent == AGENT_NONE ? "the domain has no guest agent channel"
+                                  : "the guest agent is not answering");
+      goto out;
+    }
+    freeze = agent_ok && !crash;
+    if (freeze && access(VIRSH, X_OK) != 0) {
+      lerr(VSTOR_E_NOTSUP, "%s: %s missing (the freeze guard needs it)", p->name, VIRSH);
+      goto out;
+    }
+  }
+  vu_report_method(rep, clone_dest ? "rbd-clone" : "rbd-snapshot");
+  size_t s_freeze = rep->nsteps;
+  if (freeze)
+    vu_step(rep, p->name, "virDomainFSFreeze", VSTOR_STEP_PLANNED, 1,
+            "guest agent, window bounded by %u ms (guard thaws)", tmo);
+  if (dry) {
+    struct vstor_report plan = { 0 };
+    int pr = vol->lower->ops->snapshot(vol->lower, head_dest, o,
+                                       VSTOR_DRY_RUN | VSTOR_SNAPSHOT_CRASH_CONSISTENT, &plan);
+    splice_steps(rep, &plan, freeze);
+    rep_clear(&plan);
+    if (pr < 0)
+      goto out;
+  }
+  size_t s_thaw = rep->nsteps;
+  if (freeze)
+    vu_step(rep, p->name, "virDomainFSThaw", VSTOR_STEP_PLANNED, 0, "guest agent");
+  if (dry) {
+    if (clone_dest)
+      vu_step(rep, clone_dest, "rbd_snap_protect + rbd_clone3 (after the thaw)", VSTOR_STEP_PLANNED, 1,
+              "writable clone of %s@%s", p->src_path, snapname);
+    rc = 0;
+    goto out;
+  }
+  const char *domid = p->uuid ? p->uuid : vol->uri->domain;
+  struct vstor_jrec *jr = vstor_host->jrec_begin(vol, "snapshot");
+  if (!jr) goto out;
+  vstor_host->jrec_put(jr, "conn", p->conn_uri);
+  vstor_host->jrec_put(jr, "domain", domid);
+  vstor_host->jrec_put(jr, "disk", p->target);
+  vstor_host->jrec_put(jr, "rbd_name", p->src_path);
+  vstor_host->jrec_put(jr, "rbd_snap", snapname);
+  if (rbd_conf(p)) vstor_host->jrec_put(jr, "rbd_conf", rbd_conf(p));
+  if (rbd_id(p)) vstor_host->jrec_put(jr, "rbd_id", rbd_id(p));
+  struct guard g = { .pid = -1 };
+  if (freeze) {
+    if (vstor_host->jrec_set(jr, "frozen", "1") < 0 ||
+        guard_start(&g, p->conn_uri, domid, tmo) < 0) {
+      vstor_host->jrec_end(jr);
+      goto out;
+    }
+    if (virDomainFSFreeze(p->dom, NULL, 0, 0) < 0) {
+      verr(VSTOR_E_BACKEND, p->name, "virDomainFSFreeze");
+      vu_step_set(rep, s_freeze, VSTOR_STEP_FAILED, last_msg);
+      virDomainFSThaw(p->dom, NULL, 0, 0);
+      guard_stop(&g);
+      vstor_host->jrec_end(jr);
+      goto out;
+    }
+    vu_step_set(rep, s_freeze, VSTOR_STEP_DONE, NULL);
+    vstor_fault("libvirt-snapshot-frozen");
+  }
+  vstor_host->jrec_set(jr, "phase", "snapshot");
+  /* steps of the rbd layer go between freeze and thaw */
+  struct vstor_report mid = { 0 };
+  int sr = vol->lower->ops->snapshot(vol->lower, head_dest, o, VSTOR_SNAPSHOT_CRASH_CONSISTENT, &mid);
+  int s_code = 0, s_en = 0;
+  char *s_msg = sr < 0 ? vstor_host->error_get(&s_code, &s_en) : NULL;
+  if (sr == 0 && (!freeze || vu_now_us() < g.deadline))
+    vstor_host->jrec_set(jr, "phase", "snapped");   /* taken inside the window */
+  int timed_out = 0;
+  if (freeze) {
+    int th = virDomainFSThaw(p->dom, NULL, 0, 0);
+    uint64_t t1 = vu_now_us();
+    timed_out = guard_stop(&g) || t1 > g.deadline;
+    rep->frozen_us = (timed_out ? (g.deadline < t1 ? g.deadline : t1) : t1) - g.t0;
+    if (th < 0 && !timed_out) {
+      json_object *r = NULL;
+      if (agent_cmd(p, mkcmd("guest-fsfreeze-status"), AGENT_TIMEOUT_S, &r) == 0) {
+        if (strcmp(json_object_get_string(r), "thawed"))
+          th = -2;
+        json_object_put(r);
+      }
+    }
+    if (th == -2) {
+      vu_step_set(rep, s_thaw, VSTOR_STEP_FAILED, "guest still frozen: run vstor recover");
+      free(s_msg); rep_clear(&mid);
+      lerr(VSTOR_E_BACKEND, "%s: virDomainFSThaw failed; the journal keeps the freeze for recover", p->name);
+      goto out;      /* jrec kept: recover thaws */
+    }
+    vstor_host->jrec_set(jr, "frozen", "0");
+  }
+  /* splice the rbd layer's steps in before the thaw step */
+  {
+    size_t before = rep->nsteps;
+    splice_steps(rep, &mid, freeze);
+    if (freeze) {   /* rotate: thaw step last */
+      struct vstor_step t = rep->steps[s_thaw];
+      memmove(&rep->steps[s_thaw], &rep->steps[s_thaw + 1], (rep->nsteps - s_thaw - 1) * sizeof t);
+      rep->steps[rep->nsteps - 1] = t;
+      s_thaw = rep->nsteps - 1;
+      vu_step_set(rep, s_thaw, VSTOR_STEP_DONE, timed_out ? "thawed by the guard (window ran out)" : NULL);
+    }
+    (void)before;
+  }
+  int lower_consistency = mid.consistency;
+  rep_clear(&mid);
+  if (sr < 0) {
+    vstor_host->error_set(s_code, s_en, s_msg);
+    free(s_msg);
+    vstor_host->jrec_end(jr);
+    goto out;
+  }
+  if (timed_out) {
+    int u = rbd_remove_snap(rbd_conf(p), rbd_id(p), p->src_path, snapname);
+    char *sl = vu_asprintf("%s@%s", p->src_path, snapname);
+    vu_step(rep, sl, "rbd_snap_remove", u < 0 ? VSTOR_STEP_FAILED : VSTOR_STEP_DONE, 0,
+            "%s", u < 0 ? last_msg : "frozen window ran out: the snapshot is not consistent, removed");
+    free(sl);
+    if (u == 0) vstor_host->jrec_end(jr);
+    lerr(VSTOR_E_TIMEOUT, "%s: snapshot not taken within the %u ms freeze window (%s, guest thawed)",
+         p->name, tmo, u == 0 ? "removed again" : "could not be removed: run vstor recover");
+    goto out;
+  }
+  rep->consistency = freeze ? VSTOR_CONSISTENT_FS : lower_consistency;
+  if (clone_dest) {
+    /* protect + clone from the snapshot, the guest running again */
+    vstor_host->jrec_set(jr, "phase", "clone");
+    char *su = rbd_uri_of(p, head_dest + 4);
+    vstor_vol *sv = NULL;
+    int cr = vstor_host->open_lower(vol->ctx, su, 0, &sv);
+    free(su);
+    if (cr == 0) {
+      /* the rbd layer reports the clone alone (consistency NONE, nothing
+       * frozen): keep what the snapshot under freeze was */
+      int cons = rep->consistency;
+      uint64_t fus = rep->frozen_us;
+      cr = sv->ops->snapshot(sv, clone_dest, o, 0, rep);
+      rep->consistency = cons;
+      rep->frozen_us = fus;
+      vu_report_method(rep, "rbd-clone");
+      vstor_host->close_lower(sv);
+    }
+    if (cr < 0) {
+      int c_code = 0, c_en = 0;
+      char *c_msg = vstor_host->error_get(&c_code, &c_en);
+      int u = rbd_remove_snap(rbd_conf(p), rbd_id(p), p->src_path, snapname);
+      char *sl = vu_asprintf("%s@%s", p->src_path, snapname);
+      vu_step(rep, sl, "rbd_snap_remove", u < 0 ? VSTOR_STEP_FAILED : VSTOR_STEP_UNDONE, 0,
+              "%s", u < 0 ? last_msg : "clone failed: snapshot removed again");
+      free(sl);
+      if (u == 0) vstor_host->jrec_end(jr);
+      rep->consistency = VSTOR_CONSISTENT_NONE;
+      vstor_host->error_set(c_code, c_en, c_msg);
+      free(c_msg);
+      goto out;
+    }
+  }
+  vstor_host->jrec_end(jr);
+  lv_layers(vol);
+  rc = 0;
+out:
+  rep_clear(&scratch);
+  free(src.buf); free(snapname); free(head_dest); free(clone_dest);
+  return rc;
+}
+
 static int lv_snapshot(vstor_vol *vol, const char *dest_in, const struct vstor_opts *o,
                        unsigned flags, vstor_report *rep)
 {
@@ -1005,6 +1734,11 @@ static int lv_snapshot(vstor_vol *vol, const char *dest_in, const struct vstor_o
   uint32_t tmo = o && o->freeze_timeout_ms ? o->freeze_timeout_ms : 10000;
   if (lv_parse(p) < 0)
     return -1;
+  if (is_rbd(p))
+    return snapshot_rbd(vol, dest_in, o, flags, rep);
+  if (is_net(p))
+    return lerr(VSTOR_E_NOTSUP, "%s: network disk protocol '%s' is not supported (rbd only)", p->name,
+                p->net_proto ? p->net_proto : "?");
   char *dest = dest_path(dest_in);
   int rc = -1;
   struct stat st;
@@ -1171,6 +1905,10 @@ struct lvjob {
   char *target, *name, *dest, *fmt, *conn_uri, *domid;
   int cb_id;
   bool created;          /* we created dest (remove it on cancel) */
+  /* RBD destination: dest is POOL[/NS]/IMAGE */
+  bool rbd;
+  char *src_name, *rbd_conf, *rbd_id, *dest_xml;
+  uint64_t size;
   struct vstor_jrec *jr;
   pthread_mutex_t mu;
   int ev_status;         /* last BLOCK_JOB_2 status for our disk, -1 none */
@@ -1215,11 +1953,155 @@ static int img_info(const char *path, char **fmt, uint64_t *sz)
   return rc;
 }
 
+/* Mirror of an RBD network disk onto another RBD image: the guest has the
+ * image open (RBD live migration refuses watchers), so QEMU copies it:
+ * libvirt block copy with REUSE_EXT onto an image we create first with the
+ * source's size, features and object size (libvirt creates no network
+ * destination itself).  The destination XML carries the source's hosts,
+ * auth and config, so QEMU reaches it the same way. */
+static int mirror_prepare_rbd(vstor_vol *vol, vstor_job *job, unsigned flags, vstor_report *rep)
+{
+  struct lvpriv *p = vol->priv;
+  struct rname d = { 0 };
+  int rc = -1;
+  if (flags & VSTOR_MIRROR_VERIFY)
+    return lerr(VSTOR_E_NOTSUP, "%s: VERIFY is not supported on a live QEMU mirror "
+                "(QEMU keeps the copy in sync until pivot)", p->name);
+  if (strncmp(job->dest, "rbd:", 4))
+    return lerr(VSTOR_E_INVAL, "%s: mirror destination '%s' of an RBD disk must be "
+                "rbd:POOL[/NAMESPACE]/IMAGE", p->name, job->dest);
+  if (rname_parse("mirror destination", job->dest + 4, &d) < 0)
+    return -1;
+  char *dname = vu_asprintf("%s%s%s/%s", d.pool, d.ns ? "/" : "", d.ns ? d.ns : "", d.image);
+  if (d.snap) {
+    lerr(VSTOR_E_INVAL, "%s: mirror destination %s is a snapshot, not an image", p->name, job->dest);
+    goto out;
+  }
+  if (!strcmp(dname, p->src_path)) {
+    lerr(VSTOR_E_INVAL, "%s: mirror destination %s is the disk's own image", p->name, job->dest);
+    goto out;
+  }
+  if (!p->running) {
+    lerr(VSTOR_E_STATE, "%s: domain is not running (block copy needs a live domain; an unused "
+         "image moves with RBD live migration: rbd:%s)", p->name, p->src_path);
+    goto out;
+  }
+  if (p->has_mirror) {
+    lerr(VSTOR_E_BUSY, "%s: a block job is already active on the disk", p->name);
+    goto out;
+  }
+  if (strcmp(p->fmt, "raw")) {
+    lerr(VSTOR_E_NOTSUP, "%s: RBD disk with format '%s' is not supported (raw only)", p->name, p->fmt);
+    goto out;
+  }
+  uint64_t cap = 0;
+  if (lv_size(vol, &cap) < 0)
+    goto out;
+  bool reuse = flags & VSTOR_MIRROR_REUSE_DEST;
+#if HAVE_RBD
+  {
+    rados_t cl;
+    if (rc_connect(rbd_conf(p), rbd_id(p), &cl) < 0)
+      goto out;
+    int ex = rc_exists(cl, &d);
+    uint64_t dsz = 0;
+    if (ex == 1 && reuse) {
+      rados_ioctx_t io;
+      rbd_image_t img;
+      if (rc_ioctx(cl, &d, &io) == 0) {
+        if (rbd_open_read_only(io, d.image, &img, NULL) == 0) {
+          rbd_get_size(img, &dsz);
+          rbd_close(img);
+        }
+        rados_ioctx_destroy(io);
+      }
+    }
+    rados_shutdown(cl);
+    if (ex < 0)
+      goto out;
+    if (ex == 1 && !reuse) {
+      lerr(VSTOR_E_EXIST, "%s: mirror destination %s already exists", p->name, job->dest);
+      goto out;
+    }
+    if (ex == 0 && reuse) {
+      lerr(VSTOR_E_NOENT, "%s: REUSE_DEST but %s does not exist", p->name, job->dest);
+      goto out;
+    }
+    if (ex == 1 && dsz != cap) {
+      lerr(VSTOR_E_INVAL, "%s: reused destination %s is %llu bytes, the disk is %llu", p->name,
+           job->dest, (unsigned long long)dsz, (unsigned long long)cap);
+      goto out;
+    }
+  }
+#else
+  if (!reuse) {
+    lerr(VSTOR_E_NOTSUP, "%s: the libvirt module was built without librbd: it cannot create %s "
+         "(create it with the source's size and pass REUSE_DEST)", p->name, job->dest);
+    goto out;
+  }
+#endif
+  if (!reuse)
+    vu_step(rep, dname, "rbd_create2", VSTOR_STEP_PLANNED, 1, "%llu bytes, the source's features "
+            "and object size", (unsigned long long)cap);
+  vu_step(rep, p->name, "virDomainBlockCopy (REUSE_EXT, network rbd)", VSTOR_STEP_PLANNED, 1,
+          "%s copy of rbd:%s to rbd:%s%s%s", flags & VSTOR_MIRROR_SHALLOW ? "shallow" : "full",
+          p->src_path, dname, reuse ? ", reusing it" : "",
+          p->persistent ? ", transient job (domain stays defined)" : "");
+  vu_step(rep, p->name, "wait READY", VSTOR_STEP_PLANNED, 0, "BLOCK_JOB_2 events + virDomainGetBlockJobInfo");
+  vu_report_method(rep, "libvirt-blockcopy-rbd");
+  if (flags & VSTOR_DRY_RUN) {
+    rc = 0;
+    goto out;
+  }
+  struct lvjob *j = vu_calloc(1, sizeof *j);
+  pthread_mutex_init(&j->mu, NULL);
+  j->ev_status = -1;
+  j->cb_id = -1;
+  j->timer = -1;
+  j->target = vu_strdup(p->target);
+  j->name = vu_strdup(p->name);
+  j->dest = dname; dname = NULL;
+  j->fmt = vu_strdup("raw");
+  j->conn_uri = vu_strdup(p->conn_uri);
+  j->domid = vu_strdup(p->uuid ? p->uuid : vol->uri->domain);
+  j->created = !reuse;   /* made in job_run, right before the copy */
+  j->rbd = true;
+  j->src_name = vu_strdup(p->src_path);
+  j->size = cap;
+  j->rbd_conf = rbd_conf(p) ? vu_strdup(rbd_conf(p)) : NULL;
+  j->rbd_id = rbd_id(p) ? vu_strdup(rbd_id(p)) : NULL;
+  char *ed = xml_escape(j->dest), *auth = vu_strdup("");
+  if (p->auth_user) {
+    char *eu = xml_escape(p->auth_user);
+    char *es = p->secret_uuid ? xml_escape(p->secret_uuid) : xml_escape(p->secret_usage ? p->secret_usage : "");
+    free(auth);
+    auth = vu_asprintf("<auth username='%s'><secret type='ceph' %s='%s'/></auth>", eu,
+                       p->secret_uuid ? "uuid" : "usage", es);
+    free(eu); free(es);
+  }
+  char *cfg = p->cfg_file ? xml_escape(p->cfg_file) : NULL;
+  j->dest_xml = vu_asprintf("<disk type='network'><driver type='raw'/><source protocol='rbd' name='%s'>"
+                            "%s%s%s%s%s</source></disk>", ed, p->net_hosts ? p->net_hosts : "", auth,
+                            cfg ? "<config file='" : "", cfg ? cfg : "", cfg ? "'/>" : "");
+  free(ed); free(auth); free(cfg);
+  job->priv = j;
+  rc = 0;
+out:
+  free(d.buf);
+  free(dname);
+  return rc;
+}
+
 static int lv_mirror_prepare(vstor_vol *vol, vstor_job *job, unsigned flags, vstor_report *rep)
 {
   struct lvpriv *p = vol->priv;
   if (lv_parse(p) < 0)
     return -1;
+  if (is_rbd(p))
+    return mirror_prepare_rbd(vol, job, flags, rep);
+  if (is_net(p))
+    return lerr(VSTOR_E_NOTSUP, "%s: network disk protocol '%s' is not supported (rbd only)", p->name,
+                p->net_proto ? p->net_proto : "?");
   char *dest = dest_path(job->dest);
   int rc = -1;
   struct stat st;
@@ -1338,8 +2220,21 @@ static bool xml_ready(struct lvjob *j)
 {
   struct lvpriv tmp = { .dom = j->dom, .target = j->target, .name = j->name };
   bool r = lv_parse(&tmp) == 0 && tmp.has_mirror && tmp.mirror_ready;
-  free(tmp.src_type); free(tmp.src_path); free(tmp.fmt); free(tmp.device); free(tmp.mirror_file);
+  parse_free(&tmp);
   return r;
+}
+
+/* Remove an RBD image QEMU may still be closing (a watcher for a moment
+ * after the block job ended): bounded retries on BUSY. */
+static int rbd_remove_retry(const char *conf, const char *id, const char *name)
+{
+  for (int i = 0;; i++) {
+    last_code = 0;
+    int r = rbd_remove_image(conf, id, name);
+    if (r == 0 || last_code != VSTOR_E_BUSY || i >= 50)
+      return r;
+    usleep(200000);
+  }
 }
 
 static void remove_dest(struct lvjob *j)
@@ -1347,9 +2242,19 @@ static void remove_dest(struct lvjob *j)
   if (!j->created)
     return;
   struct lvpriv tmp = { .dom = j->dom, .target = j->target, .name = j->name };
-  if (lv_parse(&tmp) == 0 && tmp.src_path && strcmp(tmp.src_path, j->dest) && !tmp.has_mirror)
-    unlink(j->dest);
-  free(tmp.src_type); free(tmp.src_path); free(tmp.fmt); free(tmp.device); free(tmp.mirror_file);
+  if (lv_parse(&tmp) == 0 && tmp.src_path && strcmp(tmp.src_path, j->dest) && !tmp.has_mirror) {
+    if (j->rbd) {
+      int code = 0, en = 0;
+      char *msg = vstor_host->error_get(&code, &en);   /* keep the caller's error */
+      if (rbd_remove_retry(j->rbd_conf, j->rbd_id, j->dest) == 0)
+        j->created = false;
+      vstor_host->error_set(code, en, msg);
+      free(msg);
+    } else {
+      unlink(j->dest);
+    }
+  }
+  parse_free(&tmp);
 }
 
 static int lv_job_run(vstor_job *job)
@@ -1371,8 +2276,9 @@ static int lv_job_run(vstor_job *job)
   if (pers == 1) f |= VIR_DOMAIN_BLOCK_COPY_TRANSIENT_JOB;
   char *ed = xml_escape(j->dest);
   struct stat st;
-  bool blk = stat(j->dest, &st) == 0 && S_ISBLK(st.st_mode);
-  char *dx = blk ? vu_asprintf("<disk type='block'><driver type='%s'/><source dev='%s'/></disk>", j->fmt, ed)
+  bool blk = !j->rbd && stat(j->dest, &st) == 0 && S_ISBLK(st.st_mode);
+  if (j->rbd) f |= VIR_DOMAIN_BLOCK_COPY_REUSE_EXT;   /* libvirt makes no network image */
+  char *dx = j->rbd ? vu_strdup(j->dest_xml) : blk ? vu_asprintf("<disk type='block'><driver type='%s'/><source dev='%s'/></disk>", j->fmt, ed)
                  : vu_asprintf("<disk type='file'><driver type='%s'/><source file='%s'/></disk>", j->fmt, ed);
   free(ed);
   virTypedParameterPtr params = NULL;
@@ -1386,7 +2292,39 @@ static int lv_job_run(vstor_job *job)
   vstor_host->jrec_set(j->jr, "domain", j->domid);
   vstor_host->jrec_set(j->jr, "disk", j->target);
   vstor_host->jrec_set(j->jr, "dest", j->dest);
+  if (j->rbd) {
+    vstor_host->jrec_put(j->jr, "net", "rbd");
+    if (j->rbd_conf) vstor_host->jrec_put(j->jr, "rbd_conf", j->rbd_conf);
+    if (j->rbd_id) vstor_host->jrec_put(j->jr, "rbd_id", j->rbd_id);
+  }
   vstor_host->jrec_set(j->jr, "created", j->created ? "1" : "0");
+#if HAVE_RBD
+  if (j->rbd && j->created) {
+    struct rname sn, dn;
+    int cr = -1;
+    if (rname_parse("disk source", j->src_name, &sn) == 0) {
+      if (rname_parse("mirror destination", j->dest, &dn) == 0) {
+        rados_t cl;
+        if (rc_connect(j->rbd_conf, j->rbd_id, &cl) == 0) {
+          cr = rc_create_like(cl, &sn, &dn, j->size);
+          rados_shutdown(cl);
+        }
+        free(dn.buf);
+      }
+      free(sn.buf);
+    }
+    if (cr < 0) {
+      j->created = false;     /* EXIST (made meanwhile) or failed: nothing of ours */
+      free(dx); virTypedParamsFree(params, np);
+      int code = 0, en = 0;
+      char *msg = vstor_host->error_get(&code, &en);
+      vstor_host->jrec_end(j->jr); j->jr = NULL;
+      vstor_host->error_set(code, en, msg);
+      free(msg);
+      return -1;
+    }
+  }
+#endif
   int r = virDomainBlockCopy(j->dom, j->target, dx, params, np, f);
   free(dx);
   virTypedParamsFree(params, np);
@@ -1479,7 +2417,7 @@ static int lv_job_pivot(vstor_job *job)
   if (lv_parse(&tmp) < 0 || !tmp.src_path || strcmp(tmp.src_path, j->dest))
     rc = lerr(VSTOR_E_BACKEND, "%s: after pivot the disk source is %s, not %s", j->name,
                    tmp.src_path ? tmp.src_path : "?", j->dest);
-  free(tmp.src_type); free(tmp.src_path); free(tmp.fmt); free(tmp.device); free(tmp.mirror_file);
+  parse_free(&tmp);
   if (rc == 0) {
     if (j->jr) { vstor_host->jrec_end(j->jr); j->jr = NULL; }
     lv_layers(job->vol);
@@ -1528,6 +2466,7 @@ static void lv_job_free(vstor_job *job)
    * completed nor was cancelled cleanly: leave it for recover */
   pthread_mutex_destroy(&j->mu);
   free(j->target); free(j->name); free(j->dest); free(j->fmt); free(j->conn_uri); free(j->domid);
+  free(j->src_name); free(j->rbd_conf); free(j->rbd_id); free(j->dest_xml);
   free(j);
   job->priv = NULL;
 }
@@ -1569,6 +2508,21 @@ static int lv_recover(vstor_ctx *ctx, const struct vstor_jrec *rec, vstor_report
       vu_step(rep, name, "virDomainFSThaw", VSTOR_STEP_SKIPPED, 0, "domain not running");
     }
   }
+  const char *rname_ = vstor_host->jrec_get(rec, "rbd_name");
+  const char *rsnap = vstor_host->jrec_get(rec, "rbd_snap");
+  const char *phase = vstor_host->jrec_get(rec, "phase");
+  if (rname_ && rsnap && phase && !strcmp(phase, "snapshot")) {
+    /* died between freeze and a snapshot confirmed inside the window:
+     * its consistency is unknown, remove it (idempotent) */
+    if (rbd_remove_snap(vstor_host->jrec_get(rec, "rbd_conf"), vstor_host->jrec_get(rec, "rbd_id"),
+                        rname_, rsnap) == 0)
+      vu_step(rep, name, "rbd_snap_remove", VSTOR_STEP_DONE, 0, "removed rbd:%s@%s (not confirmed "
+              "inside the freeze window)", rname_, rsnap);
+    else {
+      vu_step(rep, name, "rbd_snap_remove", VSTOR_STEP_FAILED, 0, "%s", last_msg);
+      rc = -1;
+    }
+  }
   if (dest && lv_parse(&tmp) == 0) {
     if (tmp.has_mirror && tmp.mirror_file && !strcmp(tmp.mirror_file, dest)) {
       if (virDomainBlockJobAbort(d, disk, 0) == 0)
@@ -1579,12 +2533,23 @@ static int lv_recover(vstor_ctx *ctx, const struct vstor_jrec *rec, vstor_report
     bool ours = (created && !strcmp(created, "1")) ||
                 (!created /* snapshot record: the overlay is ours */);
     struct stat st;
-    if (!in_use && ours && !tmp.has_mirror && lstat(dest, &st) == 0 && S_ISREG(st.st_mode)) {
+    const char *net = vstor_host->jrec_get(rec, "net");
+    if (net && !strcmp(net, "rbd")) {
+      if (!in_use && ours && !tmp.has_mirror) {
+        if (rbd_remove_retry(vstor_host->jrec_get(rec, "rbd_conf"), vstor_host->jrec_get(rec, "rbd_id"),
+                             dest) == 0)
+          vu_step(rep, name, "rbd_remove", VSTOR_STEP_DONE, 0, "removed half-made image rbd:%s", dest);
+        else {
+          vu_step(rep, name, "rbd_remove", VSTOR_STEP_FAILED, 0, "%s", last_msg);
+          rc = -1;
+        }
+      }
+    } else if (!in_use && ours && !tmp.has_mirror && lstat(dest, &st) == 0 && S_ISREG(st.st_mode)) {
       unlink(dest);
       vu_step(rep, name, "remove", VSTOR_STEP_DONE, 0, "removed half-made %s", dest);
     }
   }
-  free(tmp.src_type); free(tmp.src_path); free(tmp.fmt); free(tmp.device); free(tmp.mirror_file);
+  parse_free(&tmp);
   free(tmp.target);
   virDomainFree(d);
 out:

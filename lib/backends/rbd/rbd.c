@@ -2,7 +2,11 @@
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  *
- * URI: rbd:POOL[/NAMESPACE]/IMAGE[@SNAP][?id=CLIENT&conf=PATH]
+ * URI: rbd:POOL[/NAMESPACE]/IMAGE[@SNAP][?id=CLIENT&conf=PATH&libvirt=CONN]
+ *   CONN    libvirt connection on which a running guest using the image
+ *           is looked for (HAVE_LIBVIRT): its stack is shown above the
+ *           image, extend/snapshot are forwarded to it, migration is
+ *           refused naming its libvirt: URI.  Never looked for without it.
  *   CLIENT  cephx user without "client." (default: admin, as the rbd CLI);
  *   PATH    ceph.conf (default: $CEPH_CONF, then Ceph's usual search:
  *           /etc/ceph/ceph.conf, ~/.ceph/config, ./ceph.conf); $CEPH_ARGS
@@ -56,6 +60,13 @@
 
 #include <rados/librados.h>
 #include <rbd/librbd.h>
+#if HAVE_LIBVIRT
+#include <libvirt/libvirt.h>
+#include <libvirt/virterror.h>
+#include <libxml/parser.h>
+#include <libxml/tree.h>
+#include <libxml/xpath.h>
+#endif
 
 #include "backend.h"
 #include "util.h"
@@ -345,7 +356,10 @@ struct rpriv {
   char *pool, *ns, *image, *snap;
   char *conf, *client;     /* as given in the URI (may be NULL) */
   char *name;              /* pool/[ns/]image[@snap] */
+  char *lv_conn;           /* ?libvirt=CONN: where to look for a guest using the image */
+  char *up_uri, *up_name;  /* the guest found: libvirt:DOM/TARGET?uri=.., DOM/TARGET */
 };
+#define FREE(x) do { free(x); (x) = NULL; } while (0)
 
 static void rp_free(struct rpriv *p)
 {
@@ -354,6 +368,7 @@ static void rp_free(struct rpriv *p)
   conn_put(p->c);
   free(p->pool); free(p->ns); free(p->image); free(p->snap);
   free(p->conf); free(p->client); free(p->name);
+  free(p->lv_conn); free(p->up_uri); free(p->up_name);
   free(p);
 }
 
@@ -418,6 +433,124 @@ static void prop_u64(struct vstor_layer *l, const char *k, uint64_t v)
   char b[32];
   snprintf(b, sizeof b, "%llu", (unsigned long long)v);
   vu_layer_prop(l, k, b);
+}
+
+/* ---- the domain above: guest discovery through libvirt ----------------- */
+
+/* With ?libvirt=CONN the running domains on CONN are searched for a
+ * <disk type='network'><source protocol='rbd' name='POOL[/NS]/IMAGE'>;
+ * the first one found is the image's upper stack, reached by the libvirt
+ * backend as "libvirt:DOM/TARGET?uri=CONN[&conf=..][&id=..]" (its lower
+ * rbd layer has no libvirt=, so nothing recurses).  Without libvirt= no
+ * domain is looked for: watchers are only counted. */
+
+#if HAVE_LIBVIRT
+static char *uenc(const char *s)
+{
+  char *o = vu_calloc(strlen(s) * 3 + 1, 1), *q = o;
+  for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
+    if ((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+        strchr("/-._~:", *c))
+      *q++ = (char)*c;
+    else
+      q += sprintf(q, "%%%02X", *c);
+  }
+  return o;
+}
+
+static void lv_silent(void *o, virErrorPtr e) { (void)o; (void)e; }
+
+/* 1 found (*dom, *target set), 0 none, -1 error (set). */
+static int find_domain(const char *conn_uri, const char *name, char **dom, char **target)
+{
+  virSetErrorFunc(NULL, lv_silent);
+  virConnectPtr c = virConnectOpen(conn_uri);
+  if (!c) {
+    virErrorPtr e = virGetLastError();
+    return rerr(VSTOR_E_NOTSUP, "libvirt=%s: libvirt daemon not reachable: %s", conn_uri,
+                e && e->message ? e->message : "connection failed");
+  }
+  virConnSetErrorFunc(c, NULL, lv_silent);
+  virDomainPtr *doms = NULL;
+  int n = virConnectListAllDomains(c, &doms, VIR_CONNECT_LIST_DOMAINS_ACTIVE);
+  int found = 0;
+  for (int i = 0; i < n; i++) {
+    char *xml = found ? NULL : virDomainGetXMLDesc(doms[i], 0);
+    xmlDocPtr doc = xml ? xmlReadMemory(xml, (int)strlen(xml), "domain.xml", NULL,
+                                        XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING) : NULL;
+    free(xml);
+    xmlXPathContextPtr xc = doc ? xmlXPathNewContext(doc) : NULL;
+    xmlXPathObjectPtr o = xc ? xmlXPathEvalExpression(
+        (const xmlChar *)"/domain/devices/disk[@type='network']/source[@protocol='rbd']", xc) : NULL;
+    for (int k = 0; o && o->nodesetval && k < o->nodesetval->nodeNr && !found; k++) {
+      xmlNodePtr s = o->nodesetval->nodeTab[k];
+      xmlChar *nm = xmlGetProp(s, (const xmlChar *)"name");
+      if (nm && !strcmp((const char *)nm, name)) {
+        for (xmlNodePtr t = s->parent->children; t; t = t->next)
+          if (t->type == XML_ELEMENT_NODE && !strcmp((const char *)t->name, "target")) {
+            xmlChar *dev = xmlGetProp(t, (const xmlChar *)"dev");
+            if (dev) {
+              *target = vu_strdup((const char *)dev);
+              *dom = vu_strdup(virDomainGetName(doms[i]));
+              found = 1;
+              xmlFree(dev);
+            }
+            break;
+          }
+      }
+      xmlFree(nm);
+    }
+    if (o) xmlXPathFreeObject(o);
+    if (xc) xmlXPathFreeContext(xc);
+    if (doc) xmlFreeDoc(doc);
+  }
+  for (int i = 0; i < n; i++) virDomainFree(doms[i]);
+  free(doms);
+  virConnectClose(c);
+  if (n < 0)
+    return rerr(VSTOR_E_BACKEND, "libvirt=%s: virConnectListAllDomains failed", conn_uri);
+  return found;
+}
+#endif
+
+/* Look for the domain above (p->up_uri set when found). */
+static int discover_up(struct rpriv *p)
+{
+  FREE(p->up_uri); FREE(p->up_name);
+  if (!p->lv_conn || p->snap)
+    return 0;
+#if HAVE_LIBVIRT
+  char *img = spec(p->pool, p->ns, p->image, NULL), *dom = NULL, *tgt = NULL;
+  int r = find_domain(p->lv_conn, img, &dom, &tgt);
+  free(img);
+  if (r <= 0)
+    return r;
+  char *ed = uenc(dom), *ec = uenc(p->lv_conn), *ef = p->conf ? uenc(p->conf) : NULL;
+  char *ei = p->client ? uenc(p->client) : NULL;
+  p->up_uri = vu_asprintf("libvirt:%s/%s?uri=%s%s%s%s%s", ed, tgt, ec, ef ? "&conf=" : "", ef ? ef : "",
+                          ei ? "&id=" : "", ei ? ei : "");
+  p->up_name = vu_asprintf("%s/%s", dom, tgt);
+  free(ed); free(ec); free(ef); free(ei); free(dom); free(tgt);
+  return 1;
+#else
+  return rerr(VSTOR_E_NOTSUP, "%s: libvirt=%s given but the rbd module was built without libvirt "
+              "(guest discovery unavailable)", p->name, p->lv_conn);
+#endif
+}
+
+/* Open the domain above as a libvirt volume (caller closes it). */
+static int open_up(vstor_vol *vol, unsigned flags, vstor_vol **up)
+{
+  struct rpriv *p = vol->priv;
+  if (vstor_host->open_lower(vol->ctx, p->up_uri, flags, up) < 0) {
+    int code = 0, en = 0;
+    char *m = vstor_host->error_get(&code, &en);
+    rerr(code ? code : VSTOR_E_BACKEND, "%s: the guest above (%s) could not be opened: %s", p->name,
+         p->up_uri, m ? m : "?");
+    free(m);
+    return -1;
+  }
+  return 0;
 }
 
 static int rb_layers(vstor_vol *vol)
@@ -489,6 +622,32 @@ static int rb_layers(vstor_vol *vol)
     vu_layer_prop(l, "migration", ms.state_description ? ms.state_description : "yes");
     rbd_migration_status_cleanup(&ms);
   }
+  /* the stack above: hypervisor (and guest filesystem) from the libvirt
+   * backend, when a guest using the image was found */
+  if (nw > 0 && !p->lv_conn)
+    vu_layer_prop(l, "guest", "not looked for (guest discovery needs libvirt=)");
+  else if (p->lv_conn && !p->up_uri && !p->snap)
+    vu_layer_prop(l, "guest", "none running on the libvirt= connection uses this image");
+  if (p->up_uri) {
+    vstor_vol *up = NULL;
+    if (vstor_host->open_lower(vol->ctx, p->up_uri, VSTOR_OPEN_READONLY, &up) == 0) {
+      for (size_t i = 0; i < up->nlayers; i++) {
+        struct vstor_layer *s = &up->layers[i];
+        if (!strcmp(s->role, "storage"))
+          continue;
+        struct vstor_layer *h = vu_layer_add(vol, s->role, s->type, s->path, s->size);
+        for (size_t k = 0; k < s->nprops; k++)
+          vu_layer_prop(h, s->props[k].key, s->props[k].val);
+        if (!strcmp(s->role, "hypervisor"))
+          vu_layer_prop(h, "uri", p->up_uri);
+      }
+      vstor_host->close_lower(up);
+    } else {
+      struct vstor_layer *h = vu_layer_add(vol, "hypervisor", "libvirt", p->up_name, 0);
+      vu_layer_prop(h, "uri", p->up_uri);
+      vu_layer_prop(h, "opened", "no");
+    }
+  }
   return 0;
 }
 
@@ -522,11 +681,17 @@ static int rb_open(vstor_vol *vol)
   p->conf = u->conf ? vu_strdup(u->conf) : NULL;
   p->client = u->client ? vu_strdup(u->client) : NULL;
   p->name = spec(p->pool, p->ns, p->image, p->snap);
+  p->lv_conn = u->conn ? vu_strdup(u->conn) : NULL;
   if (conn_get(p->conf, p->client, &p->c) < 0 || pool_open(p->c, p->pool, p->ns, &p->io) < 0) {
     rp_free(p);
     return -1;
   }
   vol->priv = p;
+  if (discover_up(p) < 0) {
+    vol->priv = NULL;
+    rp_free(p);
+    return -1;
+  }
   if (rb_layers(vol) < 0) {
     vu_layers_clear(vol);
     vol->priv = NULL;
@@ -544,7 +709,12 @@ static void rb_close(vstor_vol *vol)
   vol->priv = NULL;
 }
 
-static int rb_refresh(vstor_vol *vol) { return rb_layers(vol); }
+static int rb_refresh(vstor_vol *vol)
+{
+  if (discover_up(vol->priv) < 0)
+    return -1;
+  return rb_layers(vol);
+}
 
 /* ---- availability / capability ----------------------------------------- */
 
@@ -589,6 +759,19 @@ static bool is_migrating(struct rpriv *p)
 static int rb_can(vstor_vol *vol, int op, unsigned flags, char **why)
 {
   struct rpriv *p = vol->priv;
+  if (p->up_uri) {
+    if (op == VSTOR_OP_MIRROR || op == VSTOR_OP_PIVOT)
+      return no(why, "%s: open by the running guest %s: RBD live migration needs the image closed "
+                "everywhere; the guest's disk is mirrored by libvirt block copy through %s",
+                p->name, p->up_name, p->up_uri);
+    /* extend, fs, freeze, snapshot: the stack above does them */
+    vstor_vol *up = NULL;
+    if (open_up(vol, VSTOR_OPEN_READONLY, &up) < 0)
+      return -1;
+    int r = up->ops->can(up, op, flags, why);
+    vstor_host->close_lower(up);
+    return r;
+  }
   rbd_image_t img;
   if (img_open(p, false, &img) < 0)
     return -1;
@@ -629,7 +812,7 @@ static int rb_can(vstor_vol *vol, int op, unsigned flags, char **why)
     else if (nw > 0)
       ok = no(why, "%s: in use by %d other client(s) (%s): RBD live migration needs the image "
               "closed everywhere; for a running guest's disk use its libvirt block copy "
-              "(libvirt:DOMAIN/DISK)", p->name, nw, wl);
+              "(libvirt:DOMAIN/DISK; ?libvirt=CONN finds the guest)", p->name, nw, wl);
     else if (flags & (VSTOR_MIRROR_SHALLOW | VSTOR_MIRROR_REUSE_DEST | VSTOR_MIRROR_VERIFY))
       ok = no(why, "%s: RBD live migration supports no SHALLOW, REUSE_DEST or VERIFY", p->name);
     break;
@@ -652,8 +835,19 @@ static int no_progress(uint64_t off, uint64_t total, void *arg)
 static int rb_extend(vstor_vol *vol, uint64_t size, const struct vstor_opts *o,
                      unsigned flags, vstor_report *rep)
 {
-  (void)o;
   struct rpriv *p = vol->priv;
+  if (p->up_uri && !p->snap) {
+    /* a guest has the image open: grow it through the guest's stack
+     * (virDomainBlockResize reaches the guest's disk; rbd_resize would not) */
+    vstor_vol *up = NULL;
+    if (open_up(vol, VSTOR_OPEN_EXCLUSIVE, &up) < 0)   /* its lock too: no race via libvirt: */
+      return -1;
+    int r = up->ops->extend(up, size, o, flags, rep);
+    vstor_host->close_lower(up);
+    if (r == 0 && !(flags & VSTOR_DRY_RUN))
+      rb_layers(vol);
+    return r;
+  }
   if (p->snap)
     return rerr(VSTOR_E_PERM, "%s: is a snapshot (read-only)", p->name);
   if (flags & VSTOR_EXTEND_RESIZE_FS)
@@ -724,9 +918,24 @@ static int jset(struct vstor_jrec *r, const char *k, const char *v)
  * break it (librbd blocklists that client) instead of waiting ~30 s for its
  * watch to time out.  Only a lock whose owner is the dead process's own
  * librados client address (recorded in the journal) is broken. */
-static void break_dead_lock(rbd_image_t img, const char *dead_addrs, vstor_report *rep, const char *name)
+static void break_dead_lock(rados_t cl, rbd_image_t img, const char *dead_addrs, vstor_report *rep,
+                            const char *name)
 {
   if (!dead_addrs) return;
+  /* A watch of the dead process (it had the image open read-write) stays
+   * ~30 s: until then every notify on the image waits for its ack -- a
+   * guest's QEMU closing or releasing the image stalls ~10 s.  Evict it
+   * by blocklisting that client address (the process is dead). */
+  rbd_image_watcher_t w[32];
+  size_t nw = 32;
+  if (rbd_watchers_list(img, w, &nw) == 0) {
+    for (size_t i = 0; i < nw; i++)
+      if (w[i].addr && *w[i].addr && strstr(dead_addrs, w[i].addr) &&
+          rados_blocklist_add(cl, w[i].addr, 3600) == 0 && rep)
+        vu_step(rep, name, "rados_blocklist_add", VSTOR_STEP_DONE, 0,
+                "watch of the dead process (%s) evicted", w[i].addr);
+    rbd_watchers_list_cleanup(w, nw);
+  }
   rbd_lock_mode_t mode;
   char *owners[8];
   size_t n = 8;
@@ -746,7 +955,7 @@ static int rm_snap(rados_ioctx_t io, const char *image, const char *snap, const 
   int r = rbd_open(io, image, &img, NULL);
   if (r == -ENOENT) return 0;
   if (r < 0) return r;
-  break_dead_lock(img, instance, rep, name);
+  break_dead_lock(rados_ioctx_get_cluster(io), img, instance, rep, name);
   int prot = 0;
   if (rbd_snap_is_protected(img, snap, &prot) == 0 && prot) {
     r = rbd_snap_unprotect(img, snap);
@@ -760,9 +969,21 @@ static int rm_snap(rados_ioctx_t io, const char *image, const char *snap, const 
 static int rb_snapshot(vstor_vol *vol, const char *dest, const struct vstor_opts *o,
                        unsigned flags, vstor_report *rep)
 {
-  (void)o;
   struct rpriv *p = vol->priv;
   bool dry = flags & VSTOR_DRY_RUN;
+  if (p->up_uri && !p->snap) {
+    /* a guest has the image open: snapshot through its stack (guest freeze
+     * by the agent, then this image's snapshot); the journal record is the
+     * libvirt volume's */
+    vstor_vol *up = NULL;
+    if (open_up(vol, VSTOR_OPEN_EXCLUSIVE, &up) < 0)
+      return -1;
+    int r = up->ops->snapshot(up, dest, o, flags, rep);
+    vstor_host->close_lower(up);
+    if (r == 0 && !dry)
+      rb_layers(vol);
+    return r;
+  }
   struct rdest d = { 0 };
   char *snap = NULL;
   bool clone = false;
@@ -965,6 +1186,10 @@ static int rb_mirror_prepare(vstor_vol *vol, vstor_job *job, unsigned flags, vst
   struct rpriv *p = vol->priv;
   if (p->snap)
     return rerr(VSTOR_E_INVAL, "%s: is a snapshot: migrate the image itself", p->name);
+  if (p->up_uri)
+    return rerr(VSTOR_E_BUSY, "%s: open by the running guest %s: RBD live migration needs the image "
+                "closed everywhere; nothing was changed; mirror the guest's disk with libvirt block "
+                "copy instead: %s", p->name, p->up_name, p->up_uri);
   if (flags & (VSTOR_MIRROR_SHALLOW | VSTOR_MIRROR_REUSE_DEST | VSTOR_MIRROR_VERIFY))
     return rerr(VSTOR_E_NOTSUP, "%s: RBD live migration supports no SHALLOW, REUSE_DEST or VERIFY "
                 "(it always copies the image with its snapshots and keeps a clone's parent link)", p->name);
@@ -1262,11 +1487,11 @@ static int recover_mirror(struct rconn *c, const struct vstor_jrec *rec, vstor_r
   const char *inst = jget(rec, "rbd_addrs");
   rbd_image_t t;
   if (rbd_open(j.dio, j.dimg, &t, NULL) == 0) {
-    break_dead_lock(t, inst, rep, dname);
+    break_dead_lock(c->cl, t, inst, rep, dname);
     rbd_close(t);
   }
   if (ms.source_image_id && rbd_open_by_id(j.sio, ms.source_image_id, &t, NULL) == 0) {
-    break_dead_lock(t, inst, rep, sname);
+    break_dead_lock(c->cl, t, inst, rep, sname);
     rbd_close(t);
   }
   rbd_migration_status_cleanup(&ms);
