@@ -21,6 +21,21 @@ static char *host_error_get(int *code, int *errnum)
   return m;
 }
 
+static void **host_ctx_slot(vstor_ctx *ctx, const struct vstor_backend_ops *ops)
+{
+  void **slot = NULL;
+  pthread_mutex_lock(&ctx->mu);
+  for (int i = 0; i < ctx->nslots && !slot; i++)
+    if (ctx->slots[i].ops == ops) slot = &ctx->slots[i].data;
+  if (!slot && ctx->nslots < (int)(sizeof ctx->slots / sizeof *ctx->slots)) {
+    ctx->slots[ctx->nslots].ops = ops;
+    ctx->slots[ctx->nslots].data = NULL;
+    slot = &ctx->slots[ctx->nslots++].data;
+  }
+  pthread_mutex_unlock(&ctx->mu);
+  return slot;   /* NULL only past 8 backends with per-context data */
+}
+
 const struct vstor_host vstor__host = {
   .abi = VSTOR_BACKEND_ABI,
   .verror = vstor__verror,
@@ -39,6 +54,7 @@ const struct vstor_host vstor__host = {
   .error_get = host_error_get,
   .error_set = vstor__error_set_raw,
   .jrec_put = vstor__jrec_put,
+  .ctx_slot = host_ctx_slot,
 };
 
 /* The core's own copy of util_lib reaches the core directly. */

@@ -28,7 +28,7 @@
 #include <pthread.h>
 #include "vstor.h"
 
-#define VSTOR_BACKEND_ABI 3
+#define VSTOR_BACKEND_ABI 4
 
 /* ---- parsed URI (one parser: lib/uri.c) --------------------------- */
 struct vstor_uri {
@@ -159,6 +159,10 @@ struct vstor_backend_ops {
    * thaw, remove, release.  Must be idempotent. */
   int (*recover)(vstor_ctx *ctx, const struct vstor_jrec *rec,
                  vstor_report *rep);
+  /* The context is being freed (no volume or job is left in it): release
+   * what the backend keeps in its context slot (host->ctx_slot).  Called
+   * once per context whose slot the backend set; may be NULL. */
+  void (*ctx_free)(vstor_ctx *ctx, void *slot);
 };
 
 /* ---- services of the core ------------------------------------------ */
@@ -194,6 +198,12 @@ struct vstor_host {
   char *(*error_get)(int *code, int *errnum);
   void (*error_set)(int code, int errnum, const char *msg);
   void (*jrec_put)(struct vstor_jrec *r, const char *key, const char *val);
+  /* Per-context data of a backend (a cluster connection, ...): the address
+   * of this context's slot for `ops`, NULL until the backend stores
+   * something; valid until the context is freed, when ops->ctx_free gets
+   * it.  Creating the slot is serialised by the core; what is stored in
+   * it must be made thread-safe by the backend. */
+  void **(*ctx_slot)(vstor_ctx *ctx, const struct vstor_backend_ops *ops);
 };
 
 /* Set by the core for built-in backends, by vstor_backend_init() in a

@@ -44,6 +44,9 @@ VSTOR_API void vstor_ctx_free(vstor_ctx *ctx)
     vstor__error(VSTOR_E_STATE, EBUSY, "%d volume(s) still open: close them first", n);
     return;
   }
+  for (int i = 0; i < ctx->nslots; i++)
+    if (ctx->slots[i].data && ctx->slots[i].ops->ctx_free)
+      ctx->slots[i].ops->ctx_free(ctx, ctx->slots[i].data);
   pthread_mutex_destroy(&ctx->mu);
   free(ctx->state_dir);
   free(ctx->backend_dir);

@@ -28,6 +28,9 @@ struct vstor_ctx {
   void *log_opaque;
   int log_max;
   int nvols;
+  /* backends' per-context data (host->ctx_slot), released by ctx_free */
+  struct vstor_ctx_slot { const struct vstor_backend_ops *ops; void *data; } slots[8];
+  int nslots;
 };
 void vstor__vlog(vstor_ctx *ctx, int level, const char *fmt, va_list ap)
   __attribute__((format(printf, 3, 0)));
