@@ -14,6 +14,7 @@
  * Outcomes are checked with librbd directly (a separate client connection),
  * not through libvstor.  Image names carry the pid: groups never collide.
  * SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <dirent.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -215,6 +216,18 @@ static char *uri(const char *pool, const char *name)
   return s;
 }
 
+/* Threads of this process: librados runs a dozen per connection. */
+static size_t nthreads(void)
+{
+  DIR *d = opendir("/proc/self/task");
+  size_t n = 0;
+  if (!d) return 0;
+  struct dirent *e;
+  while ((e = readdir(d))) n += e->d_name[0] != '.';
+  closedir(d);
+  return n;
+}
+
 static const char *prop(vstor_vol *v, const char *k)
 {
   const vstor_layer *l = vstor_vol_layer(v, 0);
@@ -288,6 +301,34 @@ static int t_open(void)
   rados_cluster_fsid(cl, fsid, fl);
   check(!strncmp(vstor_vol_id(v), "rbd:", 4) && strstr(vstor_vol_id(v), fsid) &&
         strstr(vstor_vol_id(v), img), "canonical id names the cluster fsid (%s)", S(vstor_vol_id(v)));
+
+  /* One cluster connection per context, shared by its volumes, kept until
+   * the context is freed, and closed with it. */
+  char *conn1 = prop(v, "connection") ? strdup(prop(v, "connection")) : NULL;
+  check(conn1 && !strncmp(conn1, "client.", 7), "connection property (%s)", S(conn1));
+  vstor_vol *v2 = NULL;
+  check(vstor_open(ctx, u, VSTOR_OPEN_READONLY, &v2) == 0 && v2 && prop(v2, "connection") &&
+        conn1 && !strcmp(prop(v2, "connection"), conn1),
+        "a second volume of the context shares its connection (%s)", v2 ? S(prop(v2, "connection")) : "-");
+  vstor_close(v2);
+  size_t threads0 = nthreads();
+  vstor_ctx *ctx2 = vstor_ctx_new(0);
+  vstor_vol *v3 = NULL;
+  check(ctx2 && vstor_open(ctx2, u, 0, &v3) == 0 && v3 && prop(v3, "connection") && conn1 &&
+        strcmp(prop(v3, "connection"), conn1), "another context has its own connection (%s)",
+        v3 ? S(prop(v3, "connection")) : "-");
+  size_t threads1 = nthreads();
+  vstor_close(v3);
+  v3 = NULL;
+  check(vstor_open(ctx2, u, 0, &v3) == 0 && v3, "reopen in that context");
+  check(nthreads() == threads1, "  its connection stayed open with no volume (%zu threads)", nthreads());
+  vstor_close(v3);
+  vstor_ctx_free(ctx2);
+  size_t threads2 = nthreads();
+  check(threads1 > threads0 && threads2 == threads0,
+        "freeing the context shuts its connection down (threads %zu -> %zu -> %zu)",
+        threads0, threads1, threads2);
+  free(conn1);
 
   char *why = NULL;
   check(vstor_vol_can(v, VSTOR_OP_EXTEND, 0, NULL) == 1, "can extend");
@@ -735,7 +776,11 @@ static int t_timeout(void)
   vstor_close(v);
   unsetenv("VSTOR_RBD_TIMEOUT");
 
-  /* the monitor is stopped: a new connection (default bound, 10 s) */
+  /* the monitor is stopped: a new connection (default bound, 10 s), in a
+   * new context (a context keeps its connection until it is freed) */
+  vstor_ctx_free(ctx);
+  ctx = vstor_ctx_new(0);
+  if (!ctx) die("vstor_ctx_new", 0);
   rbd_remove(io_rbd, img);
   rados_ioctx_destroy(io_rbd); rados_ioctx_destroy(io_rbd2); rados_ioctx_destroy(io_ns1);
   rados_shutdown(cl);

@@ -12,11 +12,11 @@
  *           /etc/ceph/ceph.conf, ~/.ceph/config, ./ceph.conf); $CEPH_ARGS
  *           is honoured as by the Ceph tools.
  *
- * Connections: one librados cluster connection per (conf, client) in the
- * process, shared by every volume and job that uses it (librados handles
- * are thread-safe), reference-counted by them and shut down with the last
- * one.  (The backend vtable has no per-context hook, so the cache lives in
- * the module behind a mutex.)  Every connection gets bounded timeouts
+ * Connections: one librados cluster connection per (conf, client) in each
+ * libvstor context, kept in the context's backend slot (host->ctx_slot),
+ * shared by every volume, job and recover of that context (librados
+ * handles are thread-safe; the list is under a mutex), and shut down when
+ * the context is freed (ops->ctx_free).  Every connection gets bounded timeouts
  * (client_mount_timeout, rados_mon_op_timeout, rados_osd_op_timeout:
  * $VSTOR_RBD_TIMEOUT seconds, default 10) so an unreachable cluster or a
  * stuck OSD gives TIMEOUT instead of a hang.
@@ -134,14 +134,55 @@ struct rconn {
   char *conf;      /* "" = Ceph's default search */
   char *client;    /* without "client." */
   rados_t cl;
-  int refs;
   char fsid[64];
   uint64_t instance;
   char *addrs;     /* this client's address(es): exclusive lock owner id */
 };
 
-static pthread_mutex_t conns_mu = PTHREAD_MUTEX_INITIALIZER;
-static struct rconn *conns;
+/* A context's connections (its backend slot). */
+struct rctx {
+  pthread_mutex_t mu;
+  struct rconn *conns;
+};
+
+static const struct vstor_backend_ops rbd_ops;
+static pthread_mutex_t slot_mu = PTHREAD_MUTEX_INITIALIZER;  /* first use of a slot */
+
+static struct rctx *rctx_of(vstor_ctx *ctx)
+{
+  void **slot = vstor_host->ctx_slot(ctx, &rbd_ops);
+  if (!slot) {
+    rerr(VSTOR_E_INTERNAL, "no per-context slot left for the rbd backend");
+    return NULL;
+  }
+  pthread_mutex_lock(&slot_mu);
+  if (!*slot) {
+    struct rctx *r = vu_calloc(1, sizeof *r);
+    pthread_mutex_init(&r->mu, NULL);
+    *slot = r;
+  }
+  pthread_mutex_unlock(&slot_mu);
+  return *slot;
+}
+
+static void conn_free(struct rconn *c)
+{
+  rados_shutdown(c->cl);
+  free(c->conf); free(c->client); free(c->addrs); free(c);
+}
+
+/* The context is freed: no volume or job uses its connections any more. */
+static void rb_ctx_free(vstor_ctx *ctx, void *slot)
+{
+  (void)ctx;
+  struct rctx *r = slot;
+  for (struct rconn *c = r->conns, *n; c; c = n) {
+    n = c->next;
+    conn_free(c);
+  }
+  pthread_mutex_destroy(&r->mu);
+  free(r);
+}
 
 static const char *conf_key(const char *conf)
 {
@@ -150,44 +191,29 @@ static const char *conf_key(const char *conf)
   return e && *e ? e : "";
 }
 
-static struct rconn *conn_find(const char *conf, const char *client)
+static struct rconn *conn_find(struct rctx *r, const char *conf, const char *client)
 {
-  for (struct rconn *c = conns; c; c = c->next)
+  for (struct rconn *c = r->conns; c; c = c->next)
     if (!strcmp(c->conf, conf) && !strcmp(c->client, client))
       return c;
   return NULL;
 }
 
-static void conn_put(struct rconn *c)
-{
-  if (!c) return;
-  pthread_mutex_lock(&conns_mu);
-  bool last = --c->refs == 0;
-  if (last) {
-    for (struct rconn **pp = &conns; *pp; pp = &(*pp)->next)
-      if (*pp == c) { *pp = c->next; break; }
-  }
-  pthread_mutex_unlock(&conns_mu);
-  if (last) {
-    rados_shutdown(c->cl);
-    free(c->conf); free(c->client); free(c->addrs); free(c);
-  }
-}
-
-/* Get a connected cluster for (conf, client); refs + 1. */
-static int conn_get(const char *conf_in, const char *client_in, struct rconn **out)
+/* The context's connected cluster for (conf, client), connecting on
+ * first use; it lives until the context is freed. */
+static int conn_get(vstor_ctx *ctx, const char *conf_in, const char *client_in, struct rconn **out)
 {
   const char *conf = conf_key(conf_in);
   const char *client = client_in && *client_in ? client_in : "admin";
-  pthread_mutex_lock(&conns_mu);
-  struct rconn *c = conn_find(conf, client);
+  struct rctx *rc = rctx_of(ctx);
+  if (!rc) return -1;
+  pthread_mutex_lock(&rc->mu);
+  struct rconn *c = conn_find(rc, conf, client);
+  pthread_mutex_unlock(&rc->mu);
   if (c) {
-    c->refs++;
-    pthread_mutex_unlock(&conns_mu);
     *out = c;
     return 0;
   }
-  pthread_mutex_unlock(&conns_mu);
 
   /* Connect outside the lock: a dead cluster takes up to the timeout. */
   if (*conf && access(conf, R_OK) != 0)
@@ -238,7 +264,6 @@ static int conn_get(const char *conf_in, const char *client_in, struct rconn **o
   c->conf = vu_strdup(conf);
   c->client = vu_strdup(client);
   c->cl = cl;
-  c->refs = 1;
   size_t fl = sizeof c->fsid;
   if (rados_cluster_fsid(cl, c->fsid, fl) < 0)
     snprintf(c->fsid, sizeof c->fsid, "unknown");
@@ -249,19 +274,17 @@ static int conn_get(const char *conf_in, const char *client_in, struct rconn **o
     rados_buffer_free(addrs);
   }
 
-  pthread_mutex_lock(&conns_mu);
-  struct rconn *other = conn_find(conf, client);
+  pthread_mutex_lock(&rc->mu);
+  struct rconn *other = conn_find(rc, conf, client);
   if (other) {            /* lost a race: use the first one */
-    other->refs++;
-    pthread_mutex_unlock(&conns_mu);
-    rados_shutdown(cl);
-    free(c->conf); free(c->client); free(c->addrs); free(c);
+    pthread_mutex_unlock(&rc->mu);
+    conn_free(c);
     *out = other;
     return 0;
   }
-  c->next = conns;
-  conns = c;
-  pthread_mutex_unlock(&conns_mu);
+  c->next = rc->conns;
+  rc->conns = c;
+  pthread_mutex_unlock(&rc->mu);
   *out = c;
   return 0;
 }
@@ -365,7 +388,6 @@ static void rp_free(struct rpriv *p)
 {
   if (!p) return;
   if (p->io) rados_ioctx_destroy(p->io);
-  conn_put(p->c);
   free(p->pool); free(p->ns); free(p->image); free(p->snap);
   free(p->conf); free(p->client); free(p->name);
   free(p->lv_conn); free(p->up_uri); free(p->up_name);
@@ -569,6 +591,9 @@ static int rb_layers(vstor_vol *vol)
   vu_layer_prop(l, "image", p->image);
   if (p->snap) vu_layer_prop(l, "snapshot", p->snap);
   vu_layer_prop(l, "cluster", p->c->fsid);
+  char inst[32];
+  snprintf(inst, sizeof inst, "client.%llu", (unsigned long long)p->c->instance);
+  vu_layer_prop(l, "connection", inst);   /* this context's connection to the cluster */
   char *cl = vu_asprintf("client.%s", p->c->client);
   vu_layer_prop(l, "client", cl);
   free(cl);
@@ -682,7 +707,7 @@ static int rb_open(vstor_vol *vol)
   p->client = u->client ? vu_strdup(u->client) : NULL;
   p->name = spec(p->pool, p->ns, p->image, p->snap);
   p->lv_conn = u->conn ? vu_strdup(u->conn) : NULL;
-  if (conn_get(p->conf, p->client, &p->c) < 0 || pool_open(p->c, p->pool, p->ns, &p->io) < 0) {
+  if (conn_get(vol->ctx, p->conf, p->client, &p->c) < 0 || pool_open(p->c, p->pool, p->ns, &p->io) < 0) {
     rp_free(p);
     return -1;
   }
@@ -1216,10 +1241,7 @@ static int rb_mirror_prepare(vstor_vol *vol, vstor_job *job, unsigned flags, vst
   j->dname = spec(j->dpool, j->dns, j->dimg, NULL);
   j->job = job;
   job->priv = j;   /* freed by job_free, also on failure here */
-  pthread_mutex_lock(&conns_mu);
-  p->c->refs++;
-  pthread_mutex_unlock(&conns_mu);
-  j->c = p->c;
+  j->c = p->c;       /* the context's: outlives the job */
   if (pool_open(j->c, j->spool, j->sns, &j->sio) < 0 || pool_open(j->c, j->dpool, j->dns, &j->dio) < 0)
     return -1;
   rbd_image_t img;
@@ -1389,7 +1411,6 @@ static void rb_job_free(vstor_job *job)
    * aborted cleanly: it stays for vstor_recover() */
   if (j->sio) rados_ioctx_destroy(j->sio);
   if (j->dio) rados_ioctx_destroy(j->dio);
-  conn_put(j->c);
   free(j->spool); free(j->sns); free(j->simg); free(j->dpool); free(j->dns); free(j->dimg);
   free(j->conf); free(j->client); free(j->sname); free(j->dname);
   free(j);
@@ -1516,16 +1537,14 @@ out:
 
 static int rb_recover(vstor_ctx *ctx, const struct vstor_jrec *rec, vstor_report *rep)
 {
-  (void)ctx;
   const char *op = vstor_host->jrec_get(rec, "op");
   struct rconn *c;
-  if (conn_get(jget(rec, "rbd_conf"), jget(rec, "rbd_client"), &c) < 0)
+  if (conn_get(ctx, jget(rec, "rbd_conf"), jget(rec, "rbd_client"), &c) < 0)
     return -1;
   int r;
   if (op && !strcmp(op, "snapshot")) r = recover_snapshot(c, rec, rep);
   else if (op && !strcmp(op, "mirror")) r = recover_mirror(c, rec, rep);
   else r = rerr(VSTOR_E_INVAL, "rbd journal record for unknown operation '%s'", op ? op : "?");
-  conn_put(c);
   return r;
 }
 
@@ -1549,6 +1568,7 @@ static const struct vstor_backend_ops rbd_ops = {
   .job_cancel = rb_job_cancel,
   .job_free = rb_job_free,
   .recover = rb_recover,
+  .ctx_free = rb_ctx_free,
 };
 
 VSTOR_BACKEND_MODULE(rbd_ops);
