@@ -176,3 +176,16 @@ void vu_layers_clear(vstor_vol *vol)
   vol->layers = NULL;
   vol->nlayers = 0;
 }
+
+char *vu_pct_encode(const char *s)
+{
+  char *o = vu_calloc(strlen(s) * 3 + 1, 1), *q = o;
+  for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
+    if ((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+        strchr("/-._~:", *c))
+      *q++ = (char)*c;
+    else
+      q += sprintf(q, "%%%02X", *c);
+  }
+  return o;
+}

@@ -21,6 +21,9 @@ __attribute__((format(printf, 1, 2))) char *vu_asprintf(const char *fmt, ...);
 void *vu_calloc(size_t n, size_t sz);           /* aborts on OOM */
 uint64_t vu_now_us(void);                       /* CLOCK_MONOTONIC */
 char *vu_human_size(uint64_t bytes);            /* "1.5 GiB", malloc'd */
+/* Percent-encode a value for a libvstor URI (query or path part): keeps
+ * letters, digits and "/-._~:", malloc'd. */
+char *vu_pct_encode(const char *s);
 /* A copy of the thread's last error message without its "vstor_call: "
  * prefix, to embed it in a wider message. */
 char *vu_last_error_body(void);

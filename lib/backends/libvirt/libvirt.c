@@ -369,26 +369,12 @@ static const char *rbd_conf(const struct lvpriv *p)
   return p->u_conf ? p->u_conf : p->cfg_file;
 }
 
-/* Percent-encode a URI query value. */
-static char *qenc(const char *s)
-{
-  char *o = vu_calloc(strlen(s) * 3 + 1, 1), *q = o;
-  for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
-    if ((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
-        strchr("/-._~:", *c))
-      *q++ = (char)*c;
-    else
-      q += sprintf(q, "%%%02X", *c);
-  }
-  return o;
-}
-
 /* "rbd:POOL[/NS]/IMAGE[@SNAP]?id=..&conf=.." for the disk's image (name
  * may carry a snapshot: "rbd:POOL/IMAGE@SNAP"). */
 static char *rbd_uri_of(const struct lvpriv *p, const char *name)
 {
   const char *id = rbd_id(p), *conf = rbd_conf(p);
-  char *eid = id ? qenc(id) : NULL, *ecf = conf ? qenc(conf) : NULL;
+  char *eid = id ? vu_pct_encode(id) : NULL, *ecf = conf ? vu_pct_encode(conf) : NULL;
   char *u = vu_asprintf("rbd:%s%s%s%s%s%s", name, id || conf ? "?" : "",
                         id ? "id=" : "", id ? eid : "", id && conf ? "&" : "",
                         conf ? "conf=" : "");
@@ -1395,6 +1381,48 @@ static int guard_stop(struct guard *g)
   return !(WIFEXITED(st) && WEXITSTATUS(st) == 99);
 }
 
+/* Whether a snapshot of a running domain freezes the guest: yes through a
+ * connected agent, unless crash-consistent was asked; without an agent it
+ * is refused unless crash-consistent.  -1 (error set) when refused. */
+static int decide_freeze(struct lvpriv *p, bool crash, const char *what, bool *freeze)
+{
+  *freeze = false;
+  if (!p->running)
+    return 0;
+  bool agent_ok = p->agent == AGENT_CONNECTED && agent_ping(p) == 0;
+  if (!agent_ok && !crash)
+    return lerr(VSTOR_E_NOTSUP, "%s: %s; refusing an unquiesced %s "
+                "(VSTOR_SNAPSHOT_CRASH_CONSISTENT allows it)", p->name,
+                p->agent == AGENT_NONE ? "the domain has no guest agent channel"
+                                       : "the guest agent is not answering", what);
+  *freeze = agent_ok && !crash;
+  if (*freeze && access(VIRSH, X_OK) != 0)
+    return lerr(VSTOR_E_NOTSUP, "%s: %s missing (the freeze guard needs it)", p->name, VIRSH);
+  return 0;
+}
+
+/* Thaw the guest after a guarded freeze and release the guard: sets
+ * *timed_out (the guard thawed first, or the window ran out) and the
+ * frozen window.  -2 when the guest is still frozen after a failed thaw
+ * (the journal then keeps the freeze for recover), else 0. */
+static int thaw_guarded(struct lvpriv *p, struct guard *g, vstor_report *rep, int *timed_out)
+{
+  int th = virDomainFSThaw(p->dom, NULL, 0, 0);
+  uint64_t t1 = vu_now_us();
+  *timed_out = guard_stop(g) || t1 > g->deadline;
+  rep->frozen_us = (*timed_out ? (g->deadline < t1 ? g->deadline : t1) : t1) - g->t0;
+  if (th < 0 && !*timed_out) {
+    /* maybe already thawed by the guard; check */
+    json_object *r = NULL;
+    if (agent_cmd(p, mkcmd("guest-fsfreeze-status"), AGENT_TIMEOUT_S, &r) == 0) {
+      bool frozen = strcmp(json_object_get_string(r), "thawed") != 0;
+      json_object_put(r);
+      if (frozen) return -2;
+    }
+  }
+  return 0;
+}
+
 /* ---- snapshot -------------------------------------------------------- */
 
 static char *dest_path(const char *dest)
@@ -1554,21 +1582,8 @@ static int snapshot_rbd(vstor_vol *vol, const char *dest, const struct vstor_opt
     goto out;
   rep_clear(&scratch);
   bool freeze = false;
-  if (p->running) {
-    bool agent_ok = p->agent == AGENT_CONNECTED && agent_ping(p) == 0;
-    if (!agent_ok && !crash) {
-      lerr(VSTOR_E_NOTSUP, "%s: %s; refusing an unquiesced RBD snapshot "
-           "(VSTOR_SNAPSHOT_CRASH_CONSISTENT allows it)", p->name,
-           p->agent == AGENT_NONE ? "the domain has no guest agent channel"
-                                  : "the guest agent is not answering");
-      goto out;
-    }
-    freeze = agent_ok && !crash;
-    if (freeze && access(VIRSH, X_OK) != 0) {
-      lerr(VSTOR_E_NOTSUP, "%s: %s missing (the freeze guard needs it)", p->name, VIRSH);
-      goto out;
-    }
-  }
+  if (decide_freeze(p, crash, "RBD snapshot", &freeze) < 0)
+    goto out;
   vu_report_method(rep, clone_dest ? "rbd-clone" : "rbd-snapshot");
   size_t s_freeze = rep->nsteps;
   if (freeze)
@@ -1631,18 +1646,7 @@ static int snapshot_rbd(vstor_vol *vol, const char *dest, const struct vstor_opt
     vstor_host->jrec_set(jr, "phase", "snapped");   /* taken inside the window */
   int timed_out = 0;
   if (freeze) {
-    int th = virDomainFSThaw(p->dom, NULL, 0, 0);
-    uint64_t t1 = vu_now_us();
-    timed_out = guard_stop(&g) || t1 > g.deadline;
-    rep->frozen_us = (timed_out ? (g.deadline < t1 ? g.deadline : t1) : t1) - g.t0;
-    if (th < 0 && !timed_out) {
-      json_object *r = NULL;
-      if (agent_cmd(p, mkcmd("guest-fsfreeze-status"), AGENT_TIMEOUT_S, &r) == 0) {
-        if (strcmp(json_object_get_string(r), "thawed"))
-          th = -2;
-        json_object_put(r);
-      }
-    }
+    int th = thaw_guarded(p, &g, rep, &timed_out);
     if (th == -2) {
       vu_step_set(rep, s_thaw, VSTOR_STEP_FAILED, "guest still frozen: run vstor recover");
       free(s_msg); rep_clear(&mid);
@@ -1759,21 +1763,8 @@ static int lv_snapshot(vstor_vol *vol, const char *dest_in, const struct vstor_o
     goto out;
   }
   bool freeze = false;
-  if (p->running) {
-    bool agent_ok = p->agent == AGENT_CONNECTED && agent_ping(p) == 0;
-    if (!agent_ok && !crash) {
-      lerr(VSTOR_E_NOTSUP, "%s: %s; refusing an unquiesced snapshot "
-                "(VSTOR_SNAPSHOT_CRASH_CONSISTENT allows it)", p->name,
-                p->agent == AGENT_NONE ? "the domain has no guest agent channel"
-                                       : "the guest agent is not answering");
-      goto out;
-    }
-    freeze = agent_ok && !crash;
-    if (freeze && access(VIRSH, X_OK) != 0) {
-      lerr(VSTOR_E_NOTSUP, "%s: %s missing (the freeze guard needs it)", p->name, VIRSH);
-      goto out;
-    }
-  }
+  if (decide_freeze(p, crash, "snapshot", &freeze) < 0)
+    goto out;
   char *sx = snap_xml(p, dest);
   if (!sx) {
     verr(VSTOR_E_BACKEND, p->name, "virDomainGetXMLDesc");
@@ -1836,19 +1827,7 @@ static int lv_snapshot(vstor_vol *vol, const char *dest_in, const struct vstor_o
   }
   int timed_out = 0;
   if (freeze) {
-    int th = virDomainFSThaw(p->dom, NULL, 0, 0);
-    uint64_t t1 = vu_now_us();
-    timed_out = guard_stop(&g) || t1 > g.deadline;
-    rep->frozen_us = (timed_out ? (g.deadline < t1 ? g.deadline : t1) : t1) - g.t0;
-    if (th < 0 && !timed_out) {
-      /* maybe already thawed by the guard; check */
-      json_object *r = NULL;
-      if (agent_cmd(p, mkcmd("guest-fsfreeze-status"), AGENT_TIMEOUT_S, &r) == 0) {
-        if (strcmp(json_object_get_string(r), "thawed"))
-          th = -2;
-        json_object_put(r);
-      }
-    }
+    int th = thaw_guarded(p, &g, rep, &timed_out);
     if (th == -2) {
       vu_step_set(rep, s_thaw, VSTOR_STEP_FAILED, "guest still frozen: run vstor recover");
       free(snap_msg);

@@ -467,19 +467,6 @@ static void prop_u64(struct vstor_layer *l, const char *k, uint64_t v)
  * domain is looked for: watchers are only counted. */
 
 #if HAVE_LIBVIRT
-static char *uenc(const char *s)
-{
-  char *o = vu_calloc(strlen(s) * 3 + 1, 1), *q = o;
-  for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
-    if ((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
-        strchr("/-._~:", *c))
-      *q++ = (char)*c;
-    else
-      q += sprintf(q, "%%%02X", *c);
-  }
-  return o;
-}
-
 static void lv_silent(void *o, virErrorPtr e) { (void)o; (void)e; }
 
 /* 1 found (*dom, *target set), 0 none, -1 error (set). */
@@ -547,8 +534,8 @@ static int discover_up(struct rpriv *p)
   free(img);
   if (r <= 0)
     return r;
-  char *ed = uenc(dom), *ec = uenc(p->lv_conn), *ef = p->conf ? uenc(p->conf) : NULL;
-  char *ei = p->client ? uenc(p->client) : NULL;
+  char *ed = vu_pct_encode(dom), *ec = vu_pct_encode(p->lv_conn), *ef = p->conf ? vu_pct_encode(p->conf) : NULL;
+  char *ei = p->client ? vu_pct_encode(p->client) : NULL;
   p->up_uri = vu_asprintf("libvirt:%s/%s?uri=%s%s%s%s%s", ed, tgt, ec, ef ? "&conf=" : "", ef ? ef : "",
                           ei ? "&id=" : "", ei ? ei : "");
   p->up_name = vu_asprintf("%s/%s", dom, tgt);
