@@ -100,7 +100,14 @@ int vstor__lock_reap(vstor_ctx *ctx, vstor_report *rep)
     if (n < 6 || strcmp(e->d_name + n - 5, ".lock")) continue;
     char *p = vu_asprintf("%s/%s", dir, e->d_name);
     int fd = open(p, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
-    if (fd >= 0 && try_lock(fd) == 0) {
+    vstor__fault("lock.reap.opened");
+    struct stat a, b;
+    /* Unlink only the file we hold: between our open and our lock its
+     * owner may have unlinked it and another operation created and locked
+     * a new one under the same name.  Removing that one would let a third
+     * operation take the same volume at the same time. */
+    if (fd >= 0 && try_lock(fd) == 0 && fstat(fd, &a) == 0 && stat(p, &b) == 0 &&
+        a.st_ino == b.st_ino && a.st_dev == b.st_dev) {
       char owner[256] = "";
       ssize_t r = pread(fd, owner, sizeof owner - 1, 0);
       if (r > 0) { owner[r] = 0; for (char *c = owner; *c; c++) if (*c == '\n') *c = ' '; }

@@ -278,6 +278,50 @@ static void run_workers(double until, struct worker *sum)
   }
 }
 
+/* Recover's reaping of stale lock files races with operations taking and
+ * releasing the lock: it opens a lock file, its owner releases it (unlink
+ * + close), a second operation creates and locks a new file of the same
+ * name, and only then does the reaper get its lock on the old one.  It must
+ * not unlink the new file, or a third operation gets the volume at the
+ * same time as the second.  The reaper is held at that point by a fault
+ * stall. */
+static void test_reap_race(void **state)
+{
+  (void)state;
+  vstor_ctx *c = new_ctx();
+  vstor_vol *a = NULL, *b = NULL, *x = NULL;
+  /* The reaper is forked first: a child forked later would inherit the
+   * lock's open file description and keep the lock alive. */
+  int go[2];
+  assert_int_equal(pipe(go), 0);
+  pid_t r = fork();
+  if (r == 0) {
+    char ch;
+    close(go[1]);
+    if (read(go[0], &ch, 1) != 1) _exit(2);
+    setenv("VSTOR_FAULT", "lock.reap.opened:sleep=1500", 1);
+    vstor_ctx *rc = new_ctx();
+    _exit(vstor_recover(rc, 0, NULL) == 0 ? 0 : 1);
+  }
+  close(go[0]);
+  assert_int_equal(vstor_open(c, img, VSTOR_OPEN_EXCLUSIVE, &a), 0);
+  assert_int_equal(write(go[1], "g", 1), 1);
+  close(go[1]);
+  usleep(500000);                    /* the reaper holds the old file open */
+  vstor_close(a);                    /* owner releases: unlink + close */
+  assert_int_equal(vstor_open(c, img, VSTOR_OPEN_EXCLUSIVE, &b), 0);   /* new file */
+  int st;
+  assert_int_equal(waitpid(r, &st, 0), r);
+  assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+  /* b still holds the volume: a third open is BUSY */
+  assert_int_equal(vstor_open(c, img, VSTOR_OPEN_EXCLUSIVE, &x), -1);
+  assert_int_equal(vstor_last_code(), VSTOR_E_BUSY);
+  vstor_close(b);
+  assert_int_equal(vstor_open(c, img, VSTOR_OPEN_EXCLUSIVE, &x), 0);
+  vstor_close(x);
+  vstor_ctx_free(c);
+}
+
 static void test_stress(void **state)
 {
   (void)state;
@@ -321,6 +365,7 @@ int main(void)
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_two_processes),
     cmocka_unit_test(test_threads),
+    cmocka_unit_test(test_reap_race),
     cmocka_unit_test(test_stress),
   };
   return cmocka_run_group_tests_name("lock", tests, setup, teardown);
