@@ -144,4 +144,18 @@ static char *freeze_status(void)
   return s;
 }
 
+/* The agent's freeze status once it says "thawed", or the last one seen
+ * after timeout_ms (a guard thaws asynchronously). */
+static char *wait_thawed(int timeout_ms)
+{
+  char *fs = NULL;
+  for (int i = 0; i < timeout_ms / 100; i++) {
+    free(fs);
+    fs = freeze_status();
+    if (!strcmp(fs, "thawed")) break;
+    usleep(100000);
+  }
+  return fs;
+}
+
 #endif

@@ -271,13 +271,7 @@ static void t_killed_frozen(const char *point, const char *snap)
   int st;
   waitpid(p, &st, 0);
   check(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "child killed while the guest was frozen");
-  char *fs = NULL;
-  for (int i = 0; i < 50; i++) {
-    free(fs);
-    fs = freeze_status();
-    if (!strcmp(fs, "thawed")) break;
-    usleep(100000);
-  }
+  char *fs = wait_thawed(5000);
   check(!strcmp(fs, "thawed"), "the guard thawed the guest after the kill (%s)", fs);
   free(fs);
   vstor_report *rep = NULL;

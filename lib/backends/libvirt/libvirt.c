@@ -754,6 +754,27 @@ static int no(char **why, const char *fmt, ...)
       ? "%s: the domain has no guest agent channel (" AGENT_CHANNEL ")%s" \
       : "%s: the guest agent is not answering in the guest%s")
 
+/* FREEZE and RESIZE_FS, whatever the disk's source: the guest agent
+ * answers, and for RESIZE_FS it reports a growable filesystem on the
+ * whole disk. */
+static int can_guest(struct lvpriv *p, int op, char **why)
+{
+  if (!p->running)
+    return no(why, "%s: domain is not running%s", p->name, "");
+  if (p->agent != AGENT_CONNECTED || agent_ping(p) < 0)
+    return no(why, AGENT_WHY, p->name, "");
+  if (op == VSTOR_OP_RESIZE_FS) {
+    if (guest_fs(p) < 0 || !p->g_mnt)
+      return no(why, "%s: the guest agent reports no mounted filesystem on this disk%s", p->name, "");
+    if (strncmp(p->g_fstype, "ext", 3) && strcmp(p->g_fstype, "xfs"))
+      return no(why, "%s: cannot grow guest filesystem type %s", p->name, p->g_fstype);
+    if (strcmp(p->g_dev, p->target))
+      return no(why, "%s: guest filesystem is on %s, not the whole disk (grow the partition first)",
+                p->name, p->g_dev);
+  }
+  return 1;
+}
+
 /* Capabilities of an RBD network disk: QEMU's rbd driver grows the image
  * (virDomainBlockResize), the agent freezes the guest around an RBD
  * snapshot made through the lower layer, libvirt's block copy mirrors onto
@@ -774,20 +795,7 @@ static int lv_can_rbd(vstor_vol *vol, int op, unsigned flags, char **why)
     return 1;     /* virDomainBlockResize: QEMU's rbd driver resizes and tells the guest */
   case VSTOR_OP_RESIZE_FS:
   case VSTOR_OP_FREEZE:
-    if (!p->running)
-      return no(why, "%s: domain is not running%s", p->name, "");
-    if (!agent_ok)
-      return no(why, AGENT_WHY, p->name, "");
-    if (op == VSTOR_OP_RESIZE_FS) {
-      if (guest_fs(p) < 0 || !p->g_mnt)
-        return no(why, "%s: the guest agent reports no mounted filesystem on this disk%s", p->name, "");
-      if (strncmp(p->g_fstype, "ext", 3) && strcmp(p->g_fstype, "xfs"))
-        return no(why, "%s: cannot grow guest filesystem type %s", p->name, p->g_fstype);
-      if (strcmp(p->g_dev, p->target))
-        return no(why, "%s: guest filesystem is on %s, not the whole disk (grow the partition first)",
-                  p->name, p->g_dev);
-    }
-    return 1;
+    return can_guest(p, op, why);
   case VSTOR_OP_SNAPSHOT:
     if (!vol->lower)
       return no(why, "%s: the image %s could not be opened through librbd (%s)", p->name,
@@ -853,20 +861,7 @@ static int lv_can(vstor_vol *vol, int op, unsigned flags, char **why)
     return 1;
   case VSTOR_OP_RESIZE_FS:
   case VSTOR_OP_FREEZE:
-    if (!p->running)
-      return no(why, "%s: domain is not running%s", p->name, "");
-    if (p->agent != AGENT_CONNECTED || agent_ping(p) < 0)
-      return no(why, AGENT_WHY, p->name, "");
-    if (op == VSTOR_OP_RESIZE_FS) {
-      if (guest_fs(p) < 0 || !p->g_mnt)
-        return no(why, "%s: the guest agent reports no mounted filesystem on this disk%s", p->name, "");
-      if (strncmp(p->g_fstype, "ext", 3) && strcmp(p->g_fstype, "xfs"))
-        return no(why, "%s: cannot grow guest filesystem type %s", p->name, p->g_fstype);
-      if (strcmp(p->g_dev, p->target))
-        return no(why, "%s: guest filesystem is on %s, not the whole disk (grow the partition first)",
-                  p->name, p->g_dev);
-    }
-    return 1;
+    return can_guest(p, op, why);
   case VSTOR_OP_SNAPSHOT:
     if (!file)
       return no(why, "%s: external snapshots need a file source (have %s)", p->name, p->src_type);
